@@ -1,0 +1,154 @@
+// Package difymock is a Dify-compatible mock server (Dify service API
+// 1.13.3) for tests, demos and benchmarks of difyload. It is the oracle the
+// client is tested against, so it imports nothing from the project and keeps
+// its own truth about what it served.
+//
+// # Wire format
+//
+// Responses follow /work/shared/reference/dify-api.md byte for byte:
+//
+//   - every response carries X-Version: 1.13.3 and X-Env: PRODUCTION;
+//   - streams: 200, Content-Type "text/event-stream; charset=utf-8",
+//     chunked, no Content-Length; each event is "data: <json>\n\n" with no
+//     event: line, compact orjson-style JSON (no spaces, raw UTF-8, keys in
+//     Dify's order); the bare keep-alive "event: ping\n\n" is sent every
+//     PingInterval of run time (so a fast reply has none); no [DONE];
+//   - blocking chat: "application/json; charset=utf-8", Python json.dumps
+//     style (", " and ": " separators, ASCII-escaped), no trailing newline;
+//   - everything else and every error: "application/json", compact JSON
+//     plus a trailing "\n"; errors are {"code","message","status"}; a 401
+//     also has WWW-Authenticate: Bearer realm="api".
+//
+// # Apps, keys and endpoints
+//
+//	SimpleChatKey   advanced-chat  Start → Answer "You said: {{query}}" (§1.3)
+//	ComplexChatKey  advanced-chat  Start → IF/ELSE → Tool → Knowledge Retrieval → LLM → Answer (§1.4)
+//	AgentChatKey    agent-chat     agent_thought / agent_message (§1.5); streaming only
+//	DatasetKey      knowledge API  /v1/datasets/{id}/retrieve only
+//
+// POST /v1/chat-messages serves the three apps, streaming or blocking
+// (response_mode omitted means blocking; agent + blocking is 400
+// invalid_param "Agent Chat App does not support blocking mode"). Every app
+// streams exactly Tokens answer chunks after TTFT, one every TokenDelay. The
+// simple chatflow's chunks are "You said: ", the query, then filler words
+// (so Tokens=2 reproduces §1.3 exactly); the other apps stream filler
+// words. message_end usage: completion_tokens = chunks streamed,
+// prompt_tokens = 10 + len(query)/4, prices as decimal strings (0.15 and 0.6
+// USD per million tokens), latency, time_to_first_token and
+// time_to_generate as float seconds (null TTFT/generate in blocking mode,
+// as Dify does). Node and workflow "outputs" show the logical answer, which
+// leaves out fault filler (big chunks, invalid bytes).
+//
+// POST /v1/datasets/{id}/retrieve (alias /hit-testing) takes the §4 body
+// and returns up to min(top_k, 10) records (top_k 4 without
+// retrieval_model; scores 0.92, 0.85, …; score_threshold applies when
+// enabled) after RetrievalLatency. The dataset id must be DefaultDatasetID
+// or one of Config.DatasetIDs (case-insensitive), else 404 not_found
+// "Dataset not found.". A query over 250 characters is 400 invalid_param
+// "Query cannot exceed 250 characters".
+//
+// GET /v1/parameters (any app key) returns the app's parameters.
+//
+// GET /_mock/stats returns the Truth as JSON (?records=0 omits the
+// records); POST /_mock/reset zeroes it. These need no key.
+//
+// Checks run in Dify's order: auth (401: "Authorization header must be
+// provided and start with 'Bearer'", "Authorization scheme must be
+// 'Bearer'", "Access token is invalid"; the scheme is case-insensitive; a
+// key of the wrong scope is "Access token is invalid") → dataset id (404) →
+// Content-Type application/json (415 unsupported_media_type) → body JSON
+// (400 bad_request) → user (400 invalid_param "Arg user must be
+// provided.") → X-Mock-* headers (400 on a bad value) → schema: query,
+// inputs object, response_mode, conversation_id "" / null / UUID (400
+// invalid_param) → injected HTTP faults. Any UUID conversation_id is
+// accepted (the mock keeps no conversations).
+//
+// # Per-request headers
+//
+//	X-Mock-TTFT               duration  time to first token
+//	X-Mock-Token-Delay        duration  delay between answer chunks
+//	X-Mock-Tokens             int       answer chunks (1..1000000)
+//	X-Mock-Jitter             duration  uniform ± jitter on TTFT, each delay, retrieval latency
+//	X-Mock-Ping-Interval      duration  keep-alive ping period; "0s" disables
+//	X-Mock-Retrieval-Latency  duration  retrieve latency
+//	X-Mock-Stall              duration  how long stall / partial_line hold (default 35s)
+//	X-Mock-Fault              name, "none", or a spec "429=0.5,reset=0.1" (overrides Config.Faults)
+//
+// Durations use Go syntax ("150ms"). X-Mock-Stall alone injects nothing.
+//
+// # Faults
+//
+// A request gets at most one fault: the X-Mock-Fault header if present,
+// else a draw from Config.Faults (see ParseFaults). "A few tokens" below is
+// min(3, Tokens). The last column is what the difyload client should
+// report (the contract's failure vocabulary) with its default timeouts.
+//
+//	fault            what the mock does                                           client reports
+//	401              401 unauthorized "Access token is invalid"                   HTTP 401 unauthorized
+//	429              429 too_many_requests (§3.1 message)                         HTTP 429 too_many_requests
+//	500              500 internal_server_error                                    HTTP 500 internal_server_error
+//	error_event      a few tokens, then an error event, code                      stream error: completion_request_error
+//	                 completion_request_error, status 400; no message_end
+//	workflow_failed  a few tokens, then node_finished(failed) →                   workflow failed
+//	                 workflow_finished(failed) → error invalid_param "Run
+//	                 failed: …" (§1.4); the agent app has no workflow and
+//	                 sends only the error event                                   (agent: stream error: invalid_param)
+//	no_terminal      a few tokens, then the stream ends cleanly                   stream ended before message_end
+//	malformed_json   a few tokens, then a data: frame with broken JSON, then end  malformed event JSON
+//	oversized        one answer chunk of 9 MiB (the token after a few), then      event too large
+//	                 normal completion
+//	huge_event       likewise with 16 MiB                                         event too large
+//	big_event        likewise with 1 MiB: under the 8 MiB limit                   success
+//	stall            after the first token no bytes at all (no pings) for         timeout: no event for 30s
+//	                 X-Mock-Stall (default 35s, longer than the client's 30s
+//	                 idle timeout so it cannot race it), then normal completion
+//	reset            after the first token, TCP reset (SO_LINGER 0)               connection reset during stream
+//	reset_mid_event  after the first token, half a data: frame, then reset        connection reset during stream
+//	invalid_utf8     one answer chunk contains raw bytes FF FE inside the JSON    success (bytes decode as U+FFFD)
+//	                 string; otherwise valid; normal completion
+//	partial_line     after the first token, `data: {"event":"message"` with no    timeout: no event for 30s
+//	                 newline, held for X-Mock-Stall, then the stream ends
+//	terminal_swap    message_end before workflow_finished (chatflows; the agent   success
+//	                 app has only message_end)
+//	retrieve_500     retrieve only: 500 internal_server_error                     HTTP 500 internal_server_error
+//
+// On retrieve only 401, 429, 500, retrieve_500, stall (the response is
+// delayed by the stall) and reset (reset before any response byte) apply;
+// other faults are ignored there, and retrieve_500 is ignored on chat.
+// Blocking chat honours 401, 429, 500, stall (delay), reset (no response),
+// error_event (400 completion_request_error) and workflow_failed (400
+// invalid_param "Run failed: …"); the stream-only faults are ignored
+// (recorded without a fault, outcome "ok"). /v1/parameters has no faults.
+//
+// # Truth
+//
+// Server.Truth (and /_mock/stats) counts requests per endpoint
+// ("chat-messages", "retrieve", "parameters", "other") and outcome, with
+// atomic counters, and keeps a ring of the last MaxRecords per-request
+// Records (message id, user, app, endpoint, mode, fault, outcome, tokens
+// sent, and received / first-token / terminal times in unix ns; the
+// first-token and terminal times are taken after the Write+Flush of that
+// frame returned). Each request is recorded exactly once, when its handler
+// returns. Outcomes: "ok"; "http_400", "http_401", "http_404", "http_405",
+// "http_415", "http_429", "http_500" (validation errors and the HTTP
+// faults); the fault name for every other injected fault; "client_gone"
+// when the client went away before the end. A failure fault keeps its
+// name as the outcome once it was injected even if the client then
+// disconnects (stall, partial_line: the client times out); the success
+// faults (big_event, invalid_utf8, terminal_swap) count as their name only
+// when the stream completed, else client_gone.
+//
+// # Capacity
+//
+// Each open stream costs about 30 KiB of server RSS (two goroutines: the
+// handler and net/http's background reader; one timer; pooled frame
+// buffers). 20,000 streams need RLIMIT_NOFILE above 20,000 in the mock
+// process. See CAPACITY.md.
+//
+// # Determinism for tests
+//
+// The package's own tests replace the clock, the id generator and the
+// per-request PRNG seed through unexported hooks to produce golden
+// transcripts (testdata/*.golden; regenerate with go test -run Golden
+// -update). Scheduling always uses real time.
+package difymock

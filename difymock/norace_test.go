@@ -1,0 +1,5 @@
+//go:build !race
+
+package difymock
+
+const raceEnabled = false
