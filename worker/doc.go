@@ -1,0 +1,115 @@
+// Package worker is a Locust worker in Go: it joins an unmodified Python
+// Locust master (tested against Debian's 2.12.1 and 2.46.7) over ZeroMQ and
+// runs user classes implemented elsewhere (tasks/) through the small
+// UserClass / User interfaces. It also provides the Scheduler that runs
+// users, used stand-alone by `difyload run`.
+//
+// # Transport
+//
+// A DEALER socket (goczmq, build tag goczmq; without the tag Run returns
+// ErrNoZeroMQ) connects to tcp://MasterHost:MasterPort with ZMQ_IDENTITY =
+// node id = the node_id of every message (Python's host_uuid4hex by default),
+// TCP_KEEPALIVE=1, TCP_KEEPALIVE_IDLE=30 like Locust, and ZMQ_IPV6 when the
+// master host is an IPv6 literal (or resolves only to IPv6). One goroutine,
+// locked to its OS thread, owns the socket; the protocol loop talks to it
+// through channels and the owner polls with a 10 ms timeout so it can also
+// send. Frames are sent with ZMQ_IMMEDIATE=1 and DONTWAIT: while no master
+// is connected they are dropped, never queued for whatever master connects
+// next. A libzmq socket monitor (zmq_socket_monitor via cgo; goczmq has no
+// monitor API) reports HANDSHAKE_SUCCEEDED and DISCONNECTED.
+//
+// # Messages
+//
+// Every frame is a msgpack array of exactly 3, [type str, data, node_id str],
+// built by one encoder (encodeMessage) from typed payloads: strings are
+// msgpack str and valid UTF-8, response_times / num_reqs_per_sec /
+// num_fail_per_sec have int keys and are never nil, timestamps are float64,
+// None is sent where Python has None (min_response_time and
+// last_request_timestamp of an empty interval), and every mandatory key is
+// present. Incoming frames are decoded by a hand-written, bounded decoder;
+// anything malformed or unexpected is logged and ignored.
+//
+//	client_ready  -1, at start and every ReadyRetryInterval until "ack"
+//	              (also at once when the transport reports a connection)
+//	heartbeat     {"state", "current_cpu_usage" (float %), "current_memory_usage" (int RSS)} every second
+//	stats         {"stats", "stats_total", "errors", "user_classes_count", "user_count"} (+ Extras)
+//	              every StatsInterval in every state, and at stop, master loss and quit
+//	spawning      nil, first reply to every spawn (also a stale one)
+//	spawning_complete {"user_classes_count": every class incl. zeros, "user_count": sum}
+//	client_stopped nil, after a stop
+//	exception     {"msg", "traceback"}: a panic in RunTask or a non-nil error
+//	quit          nil, on master quit and on shutdown
+//
+// Error entries carry first_seen/last_seen (2.44+). 2.12.1 ignores them:
+// StatsError.unserialize reads only method, name, error and occurrences.
+//
+// # States
+//
+// The heartbeat state is exactly "ready" (idle, stopping, re-registering),
+// "spawning" (applying a spawn) or "running" (at target). Spawn handling is
+// synchronous: the targets are absolute per class; missing users start at
+// once (the master does the ramping) and surplus users stop newest first.
+// A spawn whose timestamp is <= the last accepted one gets "spawning" and is
+// dropped, like Python. Stopped users leave the counts at once and may finish
+// their current task for up to stop_timeout (nil → 0: cancelled at once).
+//
+//	          ack             spawn                 spawn (±)
+//	ready ──────────► ready ─────► spawning ──► running ◄─────┐
+//	  ▲                                            │  └────────┘
+//	  │ client_ready after sleep(stop_timeout)      │ stop
+//	  └── client_stopped ◄── users stopped ◄────────┘
+//
+// stop: no new task starts, waits end, running tasks get stop_timeout, then
+// their context is cancelled; stats are flushed, client_stopped is sent
+// (the master deletes the node), the state becomes ready, the worker sleeps
+// stop_timeout and sends client_ready again until acked. Spawns that arrive
+// meanwhile are ignored without a reply (the master no longer knows us, and a
+// spawning from an unknown node kills the listener of masters ≤ 2.14).
+//
+// quit: the final stats are sent at once (the master waits only 0.5 s), then
+// quit, then users are cancelled. Run returns nil, or with WaitForNewMaster
+// the worker goes back to ready and re-registers.
+//
+// Run's ctx cancelled (SIGTERM in main): a two-stage stop with the master's
+// last positive stop_timeout, else Config.ShutdownGrace (default 5 s), then
+// final stats, quit, and Run returns nil.
+//
+// # Losing the master
+//
+// A restarted master does not know the worker and ignores its heartbeats.
+// Two triggers make the worker stop its users at once, report ready and
+// re-send client_ready until acked, without a process restart:
+//
+//   - Master heartbeats (2.19+ reply to every heartbeat): if they stop for
+//     MasterTimeout (5 s). This applies only if at least one reply arrived
+//     since the last ack, so 2.12.1 masters (which never send any) are not
+//     affected.
+//   - The socket monitor: a DISCONNECTED followed by a HANDSHAKE_SUCCEEDED
+//     means a new peer. This is what catches a restarted 2.12.1 master (and
+//     catches 2.46.7 sooner than the heartbeat timeout). A mere TCP blip to
+//     the same master also re-registers; the master then sees a fresh ready
+//     node, which is harmless but drops this node's users until the next
+//     start (Locust only rebalances with --enable-rebalancing).
+//
+// ConnectTimeout bounds only the first registration: with no ack at all
+// since Run started, Run returns an error. After the first ack the worker
+// waits for a master forever.
+//
+// reconnect (sent by a master after an undecodable frame): the socket is
+// recreated with the same identity and, like Python, client_ready is not
+// re-sent.
+//
+// # Exceptions
+//
+// A panic in RunTask is recovered; the user continues after its wait. The
+// traceback is the Go stack between the panic and the scheduler, outermost
+// first, formatted like Python's format_tb ("  File "f.go", line 9, in
+// pkg.Func"), without goroutine ids, arguments or offsets, so identical
+// panics group under one master row (the master keys rows by
+// hash(traceback)). An error returned by RunTask (unless its ctx was
+// cancelled) is an exception with msg = err.Error() and a traceback naming
+// the class and the error type chain. At most 100 exception messages are
+// sent per stats interval: the first of each traceback at once, repeats as
+// identical messages at the interval's end (so the master's count stays
+// exact below the budget), the rest dropped and logged.
+package worker

@@ -1,0 +1,177 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type panicUser struct{ v any }
+
+func (u panicUser) RunTask(context.Context) error { panic(u.v) }
+func (u panicUser) WaitTime() time.Duration       { return 0 }
+
+// captureTraceback runs RunTask through the scheduler's recover path.
+func captureTraceback(t *testing.T, u User) (msg, tb string) {
+	t.Helper()
+	var mu sync.Mutex
+	s := &Scheduler{onException: func(m, tr string) {
+		mu.Lock()
+		msg, tb = m, tr
+		mu.Unlock()
+	}}
+	s.runTaskSafely(context.Background(), "X", u)
+	mu.Lock()
+	defer mu.Unlock()
+	return msg, tb
+}
+
+func TestPanicTracebackStable(t *testing.T) {
+	t.Parallel()
+	msg1, tb1 := captureTraceback(t, panicUser{v: "boom"})
+	msg2, tb2 := captureTraceback(t, panicUser{v: "boom"})
+	if tb1 != tb2 || msg1 != "boom" || msg2 != "boom" {
+		t.Fatalf("identical panics differ:\n%s\n%s", tb1, tb2)
+	}
+	for _, bad := range []string{"goroutine", "+0x", "0xc0", "runtime/debug", "runtime.gopanic", "runTaskSafely", "Scheduler"} {
+		if strings.Contains(tb1, bad) {
+			t.Errorf("traceback contains %q:\n%s", bad, tb1)
+		}
+	}
+	if !strings.Contains(tb1, `File "`) || !strings.Contains(tb1, "exceptions_test.go") || !strings.Contains(tb1, "panicUser.RunTask") {
+		t.Errorf("traceback lacks the panicking frame:\n%s", tb1)
+	}
+	// A different panic site gives a different traceback.
+	_, tb3 := captureTraceback(t, nilMapUser{})
+	if tb3 == tb1 {
+		t.Error("different panic sites share a traceback")
+	}
+	msg4, _ := captureTraceback(t, panicUser{v: fmt.Errorf("wrapped: %w", fs.ErrNotExist)})
+	if msg4 != "wrapped: file does not exist" {
+		t.Errorf("error panic msg %q", msg4)
+	}
+}
+
+type nilMapUser struct{}
+
+func (nilMapUser) RunTask(context.Context) error {
+	var m map[string]int
+	m["x"] = 1 // runtime panic
+	return nil
+}
+func (nilMapUser) WaitTime() time.Duration { return 0 }
+
+func TestParseStack(t *testing.T) {
+	t.Parallel()
+	stack := `goroutine 42 [running]:
+runtime/debug.Stack()
+	/usr/local/go/src/runtime/debug/stack.go:26 +0x5e
+github.com/difyload/difyload/worker.(*Scheduler).runTaskSafely.func1()
+	/work/main/worker/scheduler.go:215 +0x45
+panic({0x6a2b40?, 0xc000012345?})
+	/usr/local/go/src/runtime/panic.go:785 +0x132
+github.com/difyload/difyload/tasks.(*chat).step(0xc0000a4000, {0x7, 0x8})
+	/work/main/tasks/chat.go:42 +0x1d
+github.com/difyload/difyload/tasks.(*chat).RunTask(...)
+	/work/main/tasks/chat.go:30
+github.com/difyload/difyload/worker.(*Scheduler).runTaskSafely(0xc000100000, {0x7bca58, 0xc00007c280}, {0x7a556f, 0x8}, {0x7bbc28, 0xc00010b680})
+	/work/main/worker/scheduler.go:222 +0xde
+created by github.com/difyload/difyload/worker.(*Scheduler).startLocked in goroutine 7
+	/work/main/worker/scheduler.go:165 +0x650
+`
+	want := `  File "/work/main/tasks/chat.go", line 30, in github.com/difyload/difyload/tasks.(*chat).RunTask
+  File "/work/main/tasks/chat.go", line 42, in github.com/difyload/difyload/tasks.(*chat).step
+`
+	if got := panicTraceback(stack); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestErrorTraceback(t *testing.T) {
+	t.Parallel()
+	err := fmt.Errorf("ctx: %w", errors.Join(fs.ErrClosed, fs.ErrExist))
+	tb := errorTraceback("ChatUser", err)
+	if !strings.HasPrefix(tb, "  in ChatUser.RunTask: returned an error\n") || !strings.Contains(tb, "*fmt.wrapError") || !strings.Contains(tb, "*errors.joinError") {
+		t.Errorf("traceback %q", tb)
+	}
+	if errorTraceback("ChatUser", errors.New("a")) != errorTraceback("ChatUser", errors.New("b")) {
+		t.Error("error text leaked into the traceback (it must group)")
+	}
+}
+
+func TestMaskHexAddrs(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"<obj at 0xc000123456>": "<obj at 0x...>",
+		"code 0x1f":             "code 0x1f",
+		"no hex":                "no hex",
+		"0xdeadbeef 0x12":       "0x... 0x12",
+	} {
+		if got := maskHexAddrs(in); got != want {
+			t.Errorf("maskHexAddrs(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestExceptionLimiter(t *testing.T) {
+	t.Parallel()
+	l := newExceptionLimiter(5)
+	var now int
+	for i := range 100 {
+		tb := "tb-a"
+		if i%10 == 0 {
+			tb = "tb-b"
+		}
+		if l.record("m", tb) {
+			now++
+		}
+	}
+	if now != 2 {
+		t.Errorf("%d sent immediately, want one per traceback", now)
+	}
+	out, dropped := l.flush()
+	if len(out)+now != 5 || dropped != 98-len(out) {
+		t.Errorf("flush sent %d (+%d now), dropped %d; budget 5 of 100", len(out), now, dropped)
+	}
+	// Next interval: budget resets.
+	if !l.record("m", "tb-a") {
+		t.Error("budget not reset")
+	}
+	// Small counts are exact.
+	l2 := newExceptionLimiter(100)
+	sent := 0
+	for range 7 {
+		if l2.record("m", "x") {
+			sent++
+		}
+	}
+	out, dropped = l2.flush()
+	if sent+len(out) != 7 || dropped != 0 {
+		t.Errorf("sent %d+%d dropped %d, want 7 total", sent, len(out), dropped)
+	}
+}
+
+func TestProcSampler(t *testing.T) {
+	t.Parallel()
+	var p procSampler
+	now := time.Now()
+	if v := p.cpuPercent(now); v != 0 {
+		t.Errorf("first sample %v", v)
+	}
+	x := 0
+	for i := range 5_000_000 {
+		x += i
+	}
+	_ = x
+	if v := p.cpuPercent(now.Add(time.Second)); v < 0 {
+		t.Errorf("cpu %v", v)
+	}
+	if rss := rssBytes(); rss <= 0 {
+		t.Errorf("rss %d", rss)
+	}
+}

@@ -1,0 +1,477 @@
+//go:build goczmq
+
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Integration tests against real Locust masters on 127.0.0.1.
+
+type locustVersion struct {
+	name   string
+	bin    string
+	chroot bool // locust-latest: paths must be under cmd.Dir, which it bind-mounts
+}
+
+func locustVersions(t *testing.T) []locustVersion {
+	all := []locustVersion{
+		{name: "2.12.1", bin: "/usr/bin/locust"},
+		{name: "2.46.7", bin: "/work/shared/tools/locust-latest", chroot: true},
+	}
+	var out []locustVersion
+	for _, v := range all {
+		if _, err := os.Stat(v.bin); err != nil {
+			t.Logf("skipping Locust %s: %s not found", v.name, v.bin)
+			continue
+		}
+		out = append(out, v)
+	}
+	if len(out) == 0 {
+		t.Skip("no Locust binaries found (/usr/bin/locust, /work/shared/tools/locust-latest)")
+	}
+	return out
+}
+
+const testLocustfile = `
+from locust import User, task, constant
+
+class ChatUser(User):
+    weight = 3
+    wait_time = constant(1)
+
+    @task
+    def chat(self):
+        raise RuntimeError("Python never runs this: the Go worker does")
+
+class RetrieveUser(User):
+    weight = 1
+    wait_time = constant(1)
+
+    @task
+    def retrieve(self):
+        raise RuntimeError("Python never runs this: the Go worker does")
+`
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// master is one running locust master process.
+type master struct {
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+// startMaster runs locust in dir with the locustfile and extra args.
+func startMaster(t *testing.T, v locustVersion, dir string, args ...string) *master {
+	t.Helper()
+	lf := filepath.Join(dir, "locustfile.py")
+	if err := os.WriteFile(lf, []byte(testLocustfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, fmt.Sprintf("master-%d.log", time.Now().UnixNano()))
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := append([]string{"-f", lf, "--master", "--master-bind-host", "127.0.0.1"}, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	cmd := exec.CommandContext(ctx, v.bin, full...)
+	cmd.Dir = dir
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
+	if err := cmd.Start(); err != nil {
+		cancel()
+		logf.Close()
+		t.Fatalf("start %s: %v", v.bin, err)
+	}
+	m := &master{cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		cancel()
+		logf.Close()
+		close(m.done)
+	}()
+	t.Cleanup(func() {
+		m.kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("master %s log:\n%s", v.name, b)
+		}
+	})
+	return m
+}
+
+func (m *master) kill() {
+	select {
+	case <-m.done:
+		return
+	default:
+	}
+	_ = m.cmd.Process.Signal(syscall.SIGKILL)
+	<-m.done
+}
+
+func (m *master) signal(sig os.Signal) { _ = m.cmd.Process.Signal(sig) }
+
+func (m *master) wait(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case <-m.done:
+	case <-time.After(d):
+		t.Errorf("master did not exit within %v", d)
+		m.kill()
+	}
+}
+
+func (m *master) output() string {
+	b, _ := os.ReadFile(m.log)
+	return string(b)
+}
+
+// unmountChroot removes locust-latest's bind mount of dir (best effort).
+func unmountChroot(t *testing.T, v locustVersion, dir string) {
+	if !v.chroot {
+		return
+	}
+	t.Cleanup(func() {
+		root := os.Getenv("LOCUST_LATEST_ROOT")
+		if root == "" {
+			root = "/var/tmp/locust-latest"
+		}
+		_ = exec.Command("umount", "-l", root+dir).Run()
+	})
+}
+
+// runWorker runs a worker in the background; the returned func waits for Run.
+func runWorker(t *testing.T, cfg Config, classes []UserClass, st StatsSource) (w *Worker, cancel context.CancelFunc, wait func(time.Duration) error) {
+	t.Helper()
+	w, err := New(cfg, classes, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	wait = func(d time.Duration) error {
+		once.Do(func() {
+			select {
+			case runErr = <-errc:
+			case <-time.After(d):
+				t.Errorf("worker Run did not return within %v; cancelling", d)
+				cancel()
+				runErr = <-errc
+			}
+		})
+		return runErr
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = wait(30 * time.Second)
+	})
+	return w, cancel, wait
+}
+
+func csvRows(t *testing.T, path string) map[string][]string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+	if err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
+	out := map[string][]string{}
+	for i, r := range recs {
+		if i == 0 || len(r) < 4 {
+			continue
+		}
+		out[r[0]+" "+r[1]] = r
+	}
+	return out
+}
+
+func TestIntegrationHeadless(t *testing.T) {
+	for _, v := range locustVersions(t) {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			unmountChroot(t, v, dir)
+			port := freePort(t)
+			m := startMaster(t, v, dir, "--headless", "-u", "4", "-r", "2", "-t", "6s",
+				"--expect-workers", "1", "--master-bind-port", strconv.Itoa(port),
+				"--csv", filepath.Join(dir, "x"), "--loglevel", "DEBUG")
+
+			tap := newTapStats()
+			classes := []UserClass{
+				recordingClass("ChatUser", tap.st, 100*time.Millisecond),
+				recordingClass("RetrieveUser", tap.st, 100*time.Millisecond),
+			}
+			_, _, wait := runWorker(t, Config{MasterPort: port, ConnectTimeout: time.Minute, Logger: testLogger(t)}, classes, tap)
+			if err := wait(90 * time.Second); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			m.wait(t, 30*time.Second)
+			out := m.output()
+			if !strings.Contains(out, "quit") {
+				t.Errorf("master log does not mention our quit")
+			}
+
+			rows := csvRows(t, filepath.Join(dir, "x_stats.csv"))
+			want := tap.cum.Rows()
+			if len(want) < 3 {
+				t.Fatalf("worker recorded only %d rows", len(want))
+			}
+			for _, r := range want {
+				key := r.Method + " " + r.Name
+				got, ok := rows[key]
+				if !ok {
+					t.Errorf("CSV has no row %q; rows: %v", key, rows)
+					continue
+				}
+				if got[2] != strconv.FormatInt(r.NumRequests, 10) || got[3] != strconv.FormatInt(r.NumFailures, 10) {
+					t.Errorf("row %q: CSV requests/failures %s/%s, worker sent %d/%d", key, got[2], got[3], r.NumRequests, r.NumFailures)
+				}
+			}
+			frows := csvRows(t, filepath.Join(dir, "x_failures.csv"))
+			if len(frows) == 0 {
+				t.Errorf("no failures in x_failures.csv")
+			}
+		})
+	}
+}
+
+// webStats is the part of /stats/requests the tests read.
+type webStats struct {
+	State     string `json:"state"`
+	UserCount int    `json:"user_count"`
+	Workers   []struct {
+		ID        string `json:"id"`
+		State     string `json:"state"`
+		UserCount int    `json:"user_count"`
+	} `json:"workers"`
+	Stats []struct {
+		Name        string `json:"name"`
+		Method      string `json:"method"`
+		NumRequests int    `json:"num_requests"`
+	} `json:"stats"`
+}
+
+func getStats(base string) (webStats, error) {
+	var s webStats
+	resp, err := http.Get(base + "/stats/requests")
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return s, fmt.Errorf("GET /stats/requests: %s", resp.Status)
+	}
+	return s, json.NewDecoder(resp.Body).Decode(&s)
+}
+
+// waitFor polls /stats/requests until ok returns true.
+func waitFor(t *testing.T, base string, d time.Duration, what string, ok func(webStats) bool) webStats {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var last webStats
+	var lastErr error
+	for time.Now().Before(deadline) {
+		s, err := getStats(base)
+		if err == nil && ok(s) {
+			return s
+		}
+		last, lastErr = s, err
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %v waiting for %s; last state %+v err %v", d, what, last, lastErr)
+	return last
+}
+
+func workerState(s webStats, id string) string {
+	for _, w := range s.Workers {
+		if w.ID == id {
+			return w.State
+		}
+	}
+	return ""
+}
+
+func post(t *testing.T, base, path string, form url.Values) {
+	t.Helper()
+	resp, err := http.PostForm(base+path, form)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s: %s", path, resp.Status)
+	}
+}
+
+func get(t *testing.T, base, path string) {
+	t.Helper()
+	resp, err := http.Get(base + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", path, resp.Status)
+	}
+}
+
+func webMaster(t *testing.T, v locustVersion, dir string, port, webPort int) *master {
+	return startMaster(t, v, dir, "--master-bind-port", strconv.Itoa(port),
+		"--web-host", "127.0.0.1", "--web-port", strconv.Itoa(webPort), "--loglevel", "DEBUG")
+}
+
+func TestIntegrationStopStartCycle(t *testing.T) {
+	for _, v := range locustVersions(t) {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			unmountChroot(t, v, dir)
+			port, webPort := freePort(t), freePort(t)
+			m := webMaster(t, v, dir, port, webPort)
+			base := "http://127.0.0.1:" + strconv.Itoa(webPort)
+
+			tap := newTapStats()
+			classes := []UserClass{
+				recordingClass("ChatUser", tap.st, 100*time.Millisecond),
+				recordingClass("RetrieveUser", tap.st, 100*time.Millisecond),
+			}
+			w, _, wait := runWorker(t, Config{MasterPort: port, ConnectTimeout: time.Minute, StatsInterval: time.Second, Logger: testLogger(t)}, classes, tap)
+			id := w.NodeID()
+
+			waitFor(t, base, 60*time.Second, "worker ready", func(s webStats) bool { return workerState(s, id) == "ready" })
+			for cycle := 1; cycle <= 2; cycle++ {
+				post(t, base, "/swarm", url.Values{"user_count": {"4"}, "spawn_rate": {"4"}, "host": {"http://127.0.0.1:9"}})
+				waitFor(t, base, 20*time.Second, fmt.Sprintf("cycle %d: 4 users running", cycle), func(s webStats) bool {
+					return s.UserCount == 4 && workerState(s, id) == "running"
+				})
+				waitFor(t, base, 20*time.Second, fmt.Sprintf("cycle %d: requests counted", cycle), func(s webStats) bool {
+					for _, e := range s.Stats {
+						if e.Name == "/ChatUser" && e.NumRequests > 0 {
+							return true
+						}
+					}
+					return false
+				})
+				get(t, base, "/stop")
+				waitFor(t, base, 20*time.Second, fmt.Sprintf("cycle %d: stopped and worker ready again", cycle), func(s webStats) bool {
+					return s.State == "stopped" && workerState(s, id) == "ready" && s.UserCount == 0
+				})
+			}
+			m.signal(syscall.SIGTERM)
+			if err := wait(30 * time.Second); err != nil {
+				t.Errorf("Run after master quit: %v", err)
+			}
+			m.wait(t, 30*time.Second)
+		})
+	}
+}
+
+func TestIntegrationMasterRestart(t *testing.T) {
+	for _, v := range locustVersions(t) {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			unmountChroot(t, v, dir)
+			port, webPort := freePort(t), freePort(t)
+			m1 := webMaster(t, v, dir, port, webPort)
+			base := "http://127.0.0.1:" + strconv.Itoa(webPort)
+
+			classes := []UserClass{
+				&testClass{name: "ChatUser", weight: 3, wait: 50 * time.Millisecond},
+				&testClass{name: "RetrieveUser", weight: 1, wait: 50 * time.Millisecond},
+			}
+			w, cancel, wait := runWorker(t, Config{MasterPort: port, ConnectTimeout: time.Minute, Logger: testLogger(t)}, classes, emptyStats{})
+			id := w.NodeID()
+			waitFor(t, base, 60*time.Second, "worker registered with the first master", func(s webStats) bool { return workerState(s, id) == "ready" })
+			post(t, base, "/swarm", url.Values{"user_count": {"2"}, "spawn_rate": {"2"}, "host": {"http://127.0.0.1:9"}})
+			waitFor(t, base, 20*time.Second, "2 users running", func(s webStats) bool { return s.UserCount == 2 })
+
+			m1.kill()
+			m2 := webMaster(t, v, dir, port, webPort)
+			// The new master needs a moment to start; the worker then has to
+			// notice and re-register within 10 s of the master being up.
+			waitFor(t, base, 60*time.Second, "second master's web UI up", func(webStats) bool { return true })
+			start := time.Now()
+			waitFor(t, base, 10*time.Second, "worker re-registered with the restarted master", func(s webStats) bool {
+				return workerState(s, id) == "ready"
+			})
+			t.Logf("re-registered %v after the new master's UI came up", time.Since(start).Round(time.Millisecond))
+			// And it is usable.
+			post(t, base, "/swarm", url.Values{"user_count": {"2"}, "spawn_rate": {"2"}, "host": {"http://127.0.0.1:9"}})
+			waitFor(t, base, 20*time.Second, "2 users running on the new master", func(s webStats) bool { return s.UserCount == 2 && workerState(s, id) == "running" })
+
+			// Two-stage stop via ctx: Run returns nil and sends quit.
+			cancel()
+			if err := wait(30 * time.Second); err != nil {
+				t.Errorf("Run after cancel: %v", err)
+			}
+			waitFor(t, base, 10*time.Second, "worker gone after quit", func(s webStats) bool { return workerState(s, id) == "" })
+			m2.kill()
+		})
+	}
+}
+
+// TestIntegrationIPv6 connects over [::1] (ZMQ_IPV6); only 2.32+ masters
+// can bind IPv6, so 2.12.1 is skipped.
+func TestIntegrationIPv6(t *testing.T) {
+	for _, v := range locustVersions(t) {
+		if v.name == "2.12.1" {
+			continue
+		}
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			if l, err := net.Listen("tcp", "[::1]:0"); err != nil {
+				t.Skipf("no IPv6 loopback: %v", err)
+			} else {
+				l.Close()
+			}
+			dir := t.TempDir()
+			unmountChroot(t, v, dir)
+			port := freePort(t)
+			m := startMaster(t, v, dir, "--headless", "-u", "2", "-r", "2", "-t", "3s",
+				"--expect-workers", "1", "--master-bind-host", "::1", "--master-bind-port", strconv.Itoa(port))
+			_, _, wait := runWorker(t, Config{MasterHost: "::1", MasterPort: port, ConnectTimeout: time.Minute, Logger: testLogger(t)}, twoClasses(), emptyStats{})
+			if err := wait(60 * time.Second); err != nil {
+				t.Fatalf("Run over IPv6: %v", err)
+			}
+			m.wait(t, 30*time.Second)
+			if out := m.output(); !strings.Contains(out, "quit") {
+				t.Errorf("master never saw our quit:\n%s", out)
+			}
+		})
+	}
+}

@@ -1,0 +1,279 @@
+//go:build goczmq
+
+package worker
+
+/*
+#cgo pkg-config: libczmq libzmq
+#include <czmq.h>
+#include <zmq.h>
+
+// dl_monitor starts a libzmq socket monitor on a CZMQ zsock_t (goczmq at
+// a7546843a315 has no monitor API). Returns -2 if p is not a zsock_t.
+static int dl_monitor(void *p, const char *addr, int events) {
+	if (p == NULL || !zsock_is(p)) return -2;
+	return zmq_socket_monitor(zsock_resolve(p), addr, events);
+}
+
+static int dl_monitor_stop(void *p) {
+	if (p == NULL || !zsock_is(p)) return -2;
+	return zmq_socket_monitor(zsock_resolve(p), NULL, 0);
+}
+*/
+import "C"
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/zeromq/goczmq"
+)
+
+// ZeroMQ options, as Locust sets them on both sides.
+const (
+	zmqTCPKeepalive     = 1
+	zmqTCPKeepaliveIdle = 30
+	zmqPollMillis       = 10   // owner loop: poll timeout, i.e. the worst send latency
+	zmqSendQueue        = 4096 // frames buffered between the protocol loop and the owner
+	zmqFlushWait        = 100 * time.Millisecond
+)
+
+// zmqConn is a goczmq DEALER owned by one goroutine (pinned to its OS
+// thread), plus a libzmq socket monitor on an inproc PAIR that reports
+// connects and disconnects. The protocol loop talks to it via channels.
+//
+// Sending uses ZMQ_IMMEDIATE=1 and ZMQ_DONTWAIT: while no master is
+// connected frames are dropped instead of queued. Queued frames would be
+// flushed to whatever master connects next, and a spawning or
+// spawning_complete from a node a (restarted) master doesn't know kills
+// the listener of masters ≤ 2.46.3.
+type zmqConn struct {
+	log    *slog.Logger
+	out    chan []byte
+	in     chan inbound
+	quit   chan time.Duration
+	done   chan struct{}
+	once   sync.Once
+	mu     sync.Mutex
+	closed bool
+}
+
+// zmqDial creates the DEALER, its monitor and connects to ep.
+func zmqDial(ctx context.Context, ep endpoint, id string, log *slog.Logger) (conn, error) {
+	c := &zmqConn{
+		log:  log,
+		out:  make(chan []byte, zmqSendQueue),
+		in:   make(chan inbound, 64),
+		quit: make(chan time.Duration, 1),
+		done: make(chan struct{}),
+	}
+	ready := make(chan error, 1)
+	go c.own(ep, id, ready)
+	select {
+	case err := <-ready:
+		if err != nil {
+			<-c.done
+			return nil, err
+		}
+		return c, nil
+	case <-ctx.Done():
+		c.closeConn(0)
+		return nil, ctx.Err()
+	}
+}
+
+func (c *zmqConn) send(frame []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errConnClosed
+	}
+	select {
+	case c.out <- frame:
+		return nil
+	default:
+		return errQueueFull
+	}
+}
+
+func (c *zmqConn) recv() <-chan inbound { return c.in }
+
+func (c *zmqConn) close(linger time.Duration) { c.closeConn(linger) }
+
+func (c *zmqConn) closeConn(linger time.Duration) {
+	c.once.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		c.quit <- linger
+	})
+	<-c.done
+}
+
+// zsockPointer returns goczmq's private zsock_t pointer. goczmq is pinned
+// (a7546843a315) and the field is checked with zsock_is before use.
+func zsockPointer(s *goczmq.Sock) unsafe.Pointer {
+	f := reflect.ValueOf(s).Elem().FieldByName("zsockT")
+	if !f.IsValid() || f.Kind() != reflect.Pointer {
+		return nil
+	}
+	return f.UnsafePointer()
+}
+
+// own is the socket-owning goroutine.
+func (c *zmqConn) own(ep endpoint, id string, ready chan<- error) {
+	defer close(c.done)
+	defer close(c.in)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	opts := []goczmq.SockOption{
+		goczmq.SockSetIdentity(id),
+		goczmq.SockSetTcpKeepalive(zmqTCPKeepalive),
+		goczmq.SockSetTcpKeepaliveIdle(zmqTCPKeepaliveIdle),
+		goczmq.SockSetImmediate(1),
+		goczmq.SockSetLinger(0),
+	}
+	if ep.ipv6 {
+		opts = append(opts, goczmq.SockSetIpv6(1))
+	}
+	sock := goczmq.NewSock(goczmq.Dealer, opts...)
+	sp := zsockPointer(sock)
+	if sp == nil {
+		ready <- errors.New("zeromq: could not create DEALER socket")
+		return
+	}
+
+	monAddr := fmt.Sprintf("inproc://difyload-monitor-%p", c)
+	cAddr := C.CString(monAddr)
+	rc := C.dl_monitor(sp, cAddr, C.ZMQ_EVENT_HANDSHAKE_SUCCEEDED|C.ZMQ_EVENT_DISCONNECTED)
+	C.free(unsafe.Pointer(cAddr))
+	var mon *goczmq.Sock
+	if rc == 0 {
+		mon = goczmq.NewSock(goczmq.Pair)
+		if err := mon.Connect(monAddr); err != nil {
+			mon.Destroy()
+			mon = nil
+		}
+	}
+	if mon == nil {
+		c.log.Warn("zeromq socket monitor unavailable: a restarted 2.12.1 master will not be detected")
+	}
+
+	if err := sock.Connect(ep.String()); err != nil {
+		c.stopMonitor(sp, mon)
+		sock.Destroy()
+		ready <- fmt.Errorf("zeromq connect %s: %w", ep, err)
+		return
+	}
+	readers := []*goczmq.Sock{sock}
+	if mon != nil {
+		readers = append(readers, mon)
+	}
+	poller, err := goczmq.NewPoller(readers...)
+	if err != nil {
+		c.stopMonitor(sp, mon)
+		sock.Destroy()
+		ready <- fmt.Errorf("zeromq poller: %w", err)
+		return
+	}
+	ready <- nil
+
+	sendAll := func() {
+		for {
+			select {
+			case f := <-c.out:
+				if err := sock.SendFrame(f, goczmq.FlagDontWait); err != nil {
+					c.log.Debug("zeromq send dropped (no master connected?)", "err", err, "bytes", len(f))
+				}
+			default:
+				return
+			}
+		}
+	}
+	shutdown := func(linger time.Duration) {
+		sendAll()
+		poller.Destroy()
+		c.stopMonitor(sp, mon)
+		sock.SetOption(goczmq.SockSetLinger(int(linger / time.Millisecond)))
+		sock.Destroy()
+		if linger > 0 {
+			// zmq_close returns at once and libzmq's I/O thread flushes in
+			// the background; give it a moment before the process may exit,
+			// so a final stats and quit reach the master.
+			time.Sleep(min(linger, zmqFlushWait))
+		}
+	}
+	deliver := func(in inbound) bool {
+		select {
+		case c.in <- in:
+			return true
+		case linger := <-c.quit:
+			shutdown(linger)
+			return false
+		}
+	}
+
+	for {
+		sendAll()
+		select {
+		case linger := <-c.quit:
+			shutdown(linger)
+			return
+		default:
+		}
+		s, err := poller.Wait(zmqPollMillis)
+		if err != nil || s == nil {
+			continue
+		}
+		msg, err := s.RecvMessage()
+		if err != nil || len(msg) == 0 {
+			continue
+		}
+		var in inbound
+		if s == sock {
+			if len(msg) > 1 {
+				c.log.Debug("multi-frame message from master; using the last frame", "frames", len(msg))
+			}
+			in.frame = msg[len(msg)-1]
+		} else {
+			in.event = monitorEvent(msg)
+			if in.event == evNone {
+				continue
+			}
+		}
+		if !deliver(in) {
+			return
+		}
+	}
+}
+
+func (c *zmqConn) stopMonitor(sp unsafe.Pointer, mon *goczmq.Sock) {
+	if mon == nil {
+		return
+	}
+	C.dl_monitor_stop(sp)
+	mon.Destroy()
+}
+
+// monitorEvent decodes a libzmq monitor message: frame 1 is a uint16 event
+// and a uint32 value (native byte order), frame 2 the endpoint.
+func monitorEvent(msg [][]byte) peerEvent {
+	if len(msg[0]) < 6 {
+		return evNone
+	}
+	switch uint32(binary.NativeEndian.Uint16(msg[0][:2])) {
+	case C.ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+		return evConnected
+	case C.ZMQ_EVENT_DISCONNECTED:
+		return evDisconnected
+	}
+	return evNone
+}

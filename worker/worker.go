@@ -1,0 +1,687 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// Worker is a Locust worker: it registers with a master over ZeroMQ, runs
+// the users the master asks for, and reports their stats.
+type Worker struct {
+	cfg     Config
+	classes []UserClass
+	stats   StatsSource
+	log     *slog.Logger
+	nodeID  string
+	dial    dialer
+	started atomic.Bool
+}
+
+// Limits on what the worker sends per stats interval.
+const (
+	exceptionBudget = 100 // exception messages per stats interval
+	closeLinger     = time.Second
+)
+
+// New validates cfg and returns a Worker for classes (at least one, unique
+// names) reporting the stats of stats.
+func New(cfg Config, classes []UserClass, stats StatsSource) (*Worker, error) {
+	return newWorker(cfg, classes, stats, zmqDial)
+}
+
+func newWorker(cfg Config, classes []UserClass, stats StatsSource, dial dialer) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("worker: invalid config: %w", err)
+	}
+	if stats == nil {
+		return nil, errors.New("worker: nil StatsSource")
+	}
+	if len(classes) == 0 {
+		return nil, errors.New("worker: no user classes")
+	}
+	seen := map[string]bool{}
+	for _, c := range classes {
+		if c == nil {
+			return nil, errors.New("worker: nil UserClass")
+		}
+		n := c.Name()
+		if n == "" || !validUTF8(n) {
+			return nil, fmt.Errorf("worker: invalid user class name %q", n)
+		}
+		if seen[n] {
+			return nil, fmt.Errorf("worker: duplicate user class %q", n)
+		}
+		seen[n] = true
+	}
+	cfg = cfg.withDefaults()
+	id := cfg.NodeID
+	if id == "" {
+		var err error
+		if id, err = defaultNodeID(); err != nil {
+			return nil, fmt.Errorf("worker: node id: %w", err)
+		}
+	}
+	return &Worker{
+		cfg:     cfg,
+		classes: append([]UserClass(nil), classes...),
+		stats:   stats,
+		log:     cfg.Logger.With("node_id", id),
+		nodeID:  id,
+		dial:    dial,
+	}, nil
+}
+
+// NodeID returns the worker's node id (its ZeroMQ identity).
+func (w *Worker) NodeID() string { return w.nodeID }
+
+// defaultNodeID is Python's f"{socket.gethostname()}_{uuid4().hex}".
+func defaultNodeID() (string, error) {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	var u [16]byte
+	if _, err := rand.Read(u[:]); err != nil {
+		return "", err
+	}
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+	id := clean(host) + "_" + hex.EncodeToString(u[:])
+	if len(id) > 255 {
+		id = id[len(id)-255:]
+	}
+	return id, nil
+}
+
+// Run connects to the master and serves it until the master quits (nil,
+// unless WaitForNewMaster), no ack arrives within ConnectTimeout (error), or
+// ctx is cancelled. Cancellation is a two-stage stop: no new tasks start and
+// waits end at once, in-flight tasks get the master's last stop_timeout (or
+// ShutdownGrace) to finish and are then cancelled; the final stats and a
+// quit are sent, and Run returns nil. Run may be called once.
+func (w *Worker) Run(ctx context.Context) error {
+	if !w.started.CompareAndSwap(false, true) {
+		return errors.New("worker: Run called more than once")
+	}
+	ep := resolveEndpoint(ctx, w.cfg.MasterHost, w.cfg.MasterPort)
+	c, err := w.dial(ctx, ep, w.nodeID, w.log)
+	if err != nil {
+		return fmt.Errorf("worker: connect to master at %s: %w", ep, err)
+	}
+	l := newLoop(w, c, ep)
+	return l.run(ctx)
+}
+
+// phase is what the protocol loop is doing besides serving the socket.
+type phase int
+
+const (
+	phaseNormal    phase = iota
+	phaseStopping        // master stop: users stopping, then client_stopped, sleep, client_ready
+	phaseResetting       // master lost: users stopping, then client_ready
+	phaseShutdown        // Run's ctx cancelled: users stopping, then stats, quit, return
+)
+
+// loop is the protocol state machine. It runs in Run's goroutine; user
+// goroutines (via the Scheduler) and one stopper goroutine at a time are
+// its only helpers.
+type loop struct {
+	w     *Worker
+	cfg   Config
+	log   *slog.Logger
+	conn  conn
+	ep    endpoint
+	sched *Scheduler
+	exc   *exceptionLimiter
+	excCh chan exceptionData
+	proc  procSampler
+
+	state string
+	phase phase
+
+	// Registration.
+	registering bool // client_ready sent, waiting for ack
+	registered  bool // acked (and not since invalidated)
+	everAcked   bool
+	index       int
+	readyTimer  *time.Timer
+	connTimer   *time.Timer
+
+	// Master liveness.
+	hbSeen   bool // a master heartbeat arrived since the last ack (2.19+)
+	lastHB   time.Time
+	peerLost bool // transport saw a disconnect; the next connect is a new master
+
+	// Spawn.
+	lastSpawnTS    float64
+	stopTimeout    time.Duration
+	stopTimeoutSet bool // a spawn carried a positive stop_timeout
+	unknownLogged  map[string]bool
+
+	// Background stop.
+	stopDone   chan struct{}
+	stopCancel context.CancelFunc
+	afterStop  *time.Timer // sleep stop_timeout after client_stopped
+	dropped    int         // frames the transport refused since the last log
+	quitSent   bool
+}
+
+func newLoop(w *Worker, c conn, ep endpoint) *loop {
+	l := &loop{
+		w:             w,
+		cfg:           w.cfg,
+		log:           w.log,
+		conn:          c,
+		ep:            ep,
+		exc:           newExceptionLimiter(exceptionBudget),
+		excCh:         make(chan exceptionData, exceptionBudget),
+		state:         stateReady,
+		unknownLogged: map[string]bool{},
+		index:         -1,
+	}
+	l.sched = NewScheduler(w.classes, l.onException)
+	return l
+}
+
+// onException is called by user goroutines.
+func (l *loop) onException(msg, tb string) {
+	if !l.exc.record(msg, tb) {
+		return
+	}
+	select {
+	case l.excCh <- exceptionData{Msg: msg, Traceback: tb}:
+	default:
+		l.exc.requeue(tb)
+	}
+}
+
+// timerC returns t's channel, or nil (blocks forever) for a nil timer.
+func timerC(t *time.Timer) <-chan time.Time {
+	if t == nil {
+		return nil
+	}
+	return t.C
+}
+
+func (l *loop) run(ctx context.Context) (err error) {
+	defer func() {
+		// Whatever happened, no user goroutine and no stopper outlive Run.
+		l.stopUsersNow()
+		stopTimer(l.readyTimer)
+		stopTimer(l.connTimer)
+		stopTimer(l.afterStop)
+		l.conn.close(closeLinger)
+	}()
+
+	hb := time.NewTicker(l.cfg.HeartbeatInterval)
+	defer hb.Stop()
+	st := time.NewTicker(l.cfg.StatsInterval)
+	defer st.Stop()
+	l.connTimer = time.NewTimer(l.cfg.ConnectTimeout)
+	l.proc.cpuPercent(time.Now())
+	l.log.Info("connecting to master", "endpoint", l.ep.String())
+	l.startRegistering()
+
+	ctxDone := ctx.Done()
+	for {
+		select {
+		case <-ctxDone:
+			ctxDone = nil
+			l.log.Info("shutting down: stopping users")
+			l.beginStop(phaseShutdown, l.shutdownGrace())
+
+		case in, ok := <-l.conn.recv():
+			if !ok {
+				return errors.New("worker: transport closed unexpectedly")
+			}
+			if in.event != evNone {
+				l.handleEvent(in.event)
+				continue
+			}
+			done, err := l.handleFrame(in.frame)
+			if done || err != nil {
+				return err
+			}
+
+		case now := <-hb.C:
+			l.send(typeHeartbeat, heartbeatData{
+				State:              l.state,
+				CurrentCPUUsage:    l.proc.cpuPercent(now),
+				CurrentMemoryUsage: rssBytes(),
+			})
+			l.checkMasterTimeout(now)
+			if l.dropped > 0 {
+				l.log.Debug("frames dropped while not connected", "count", l.dropped)
+				l.dropped = 0
+			}
+
+		case now := <-st.C:
+			l.sendStats(now)
+			l.flushExceptions()
+
+		case e := <-l.excCh:
+			l.send(typeException, e)
+
+		case <-timerC(l.readyTimer):
+			if l.registering {
+				l.log.Debug("no ack yet, re-sending client_ready")
+				l.sendClientReady()
+				l.readyTimer.Reset(l.cfg.ReadyRetryInterval)
+			}
+
+		case <-timerC(l.connTimer):
+			if !l.everAcked {
+				return fmt.Errorf("worker: no ack from master at %s within %v", l.ep, l.cfg.ConnectTimeout)
+			}
+
+		case <-timerC(l.afterStop):
+			l.afterStop = nil
+			l.phase = phaseNormal
+			l.startRegistering()
+
+		case <-l.stopDone:
+			if done := l.stopFinished(); done {
+				return nil
+			}
+		}
+	}
+}
+
+func stopTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
+
+// send encodes and queues one message. Encoding failures are bugs (the
+// payloads are typed); they are logged and the message is dropped rather
+// than sending anything malformed.
+func (l *loop) send(typ string, data any) bool {
+	frame, err := encodeMessage(typ, data, l.w.nodeID)
+	if err != nil {
+		l.log.Error("not sending malformed message", "type", typ, "err", err)
+		return false
+	}
+	if err := l.conn.send(frame); err != nil {
+		l.dropped++
+		l.log.Debug("send failed", "type", typ, "err", err)
+		return false
+	}
+	return true
+}
+
+// sendQuit sends quit once per registration.
+func (l *loop) sendQuit() {
+	if !l.quitSent {
+		l.quitSent = l.send(typeQuit, nil)
+	}
+}
+
+func (l *loop) sendClientReady() { l.send(typeClientReady, clientReadyVersion) }
+
+// startRegistering sends client_ready now and every ReadyRetryInterval
+// until an ack arrives.
+func (l *loop) startRegistering() {
+	l.quitSent = false
+	l.registering = true
+	l.registered = false
+	l.hbSeen = false
+	l.sendClientReady()
+	if l.readyTimer == nil {
+		l.readyTimer = time.NewTimer(l.cfg.ReadyRetryInterval)
+	} else {
+		l.readyTimer.Reset(l.cfg.ReadyRetryInterval)
+	}
+}
+
+func (l *loop) sendStats(now time.Time) {
+	rep := l.w.stats.Drain(now)
+	var extras map[string]any
+	if l.cfg.Extras != nil {
+		extras = l.extras(now)
+	}
+	counts := l.sched.Counts()
+	frame, err := encodeMessage(typeStats, statsPayload(rep, counts, extras), l.w.nodeID)
+	if err != nil && extras != nil {
+		l.log.Warn("stats extras not encodable; sending stats without them", "err", err)
+		frame, err = encodeMessage(typeStats, statsPayload(rep, counts, nil), l.w.nodeID)
+	}
+	if err != nil {
+		l.log.Error("not sending malformed stats", "err", err)
+		return
+	}
+	if err := l.conn.send(frame); err != nil {
+		l.dropped++
+		l.log.Debug("stats not sent", "err", err)
+	}
+	for _, m := range l.messages(now) {
+		l.send(m.Type, m.Data)
+	}
+}
+
+func (l *loop) messages(now time.Time) (ms []Message) {
+	if l.cfg.Messages == nil {
+		return nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			l.log.Error("custom messages panicked", "panic", panicMessage(r))
+			ms = nil
+		}
+	}()
+	return l.cfg.Messages(now)
+}
+
+func (l *loop) extras(now time.Time) (m map[string]any) {
+	defer func() {
+		if r := recover(); r != nil {
+			l.log.Error("stats extras panicked", "panic", panicMessage(r))
+			m = nil
+		}
+	}()
+	return l.cfg.Extras(now)
+}
+
+func (l *loop) flushExceptions() {
+	out, dropped := l.exc.flush()
+	for _, e := range out {
+		l.send(typeException, e)
+	}
+	if dropped > 0 {
+		l.log.Warn("exception messages over budget were not sent", "dropped", dropped, "budget_per_interval", exceptionBudget)
+	}
+}
+
+// handleFrame handles one frame from the master. done means Run returns.
+func (l *loop) handleFrame(frame []byte) (done bool, err error) {
+	msg, err := decodeMessage(frame)
+	if err != nil {
+		l.log.Warn("ignoring malformed frame from master", "err", err, "bytes", len(frame))
+		return false, nil
+	}
+	if msg.NodeID != l.w.nodeID {
+		l.log.Debug("message for another node id", "type", msg.Type, "node_id_in_message", msg.NodeID)
+	}
+	switch msg.Type {
+	case typeAck:
+		l.handleAck(msg.Data)
+	case typeHeartbeat:
+		l.hbSeen = true
+		l.lastHB = time.Now()
+	case typeSpawn:
+		l.handleSpawn(msg.Data)
+	case typeStop:
+		l.handleStop()
+	case typeQuit:
+		return l.handleQuit()
+	case typeReconnect:
+		return false, l.reconnect()
+	default:
+		// Master heartbeat replies are handled above; spawning_complete
+		// (2.29+ broadcast), update_user_class (2.25+) and custom messages
+		// need nothing from this worker.
+		l.log.Debug("ignoring message", "type", msg.Type)
+	}
+	return false, nil
+}
+
+func (l *loop) handleAck(data any) {
+	l.index = parseAckIndex(data)
+	if !l.registering {
+		l.log.Debug("duplicate ack", "index", l.index)
+		return
+	}
+	l.registering = false
+	l.registered = true
+	l.everAcked = true
+	l.hbSeen = false
+	l.lastHB = time.Now()
+	stopTimer(l.readyTimer)
+	stopTimer(l.connTimer)
+	l.log.Info("registered with master", "index", l.index, "endpoint", l.ep.String())
+}
+
+func (l *loop) handleSpawn(data any) {
+	job, err := parseSpawn(data)
+	if err != nil {
+		l.log.Warn("ignoring malformed spawn", "err", err)
+		return
+	}
+	if l.phase != phaseNormal {
+		// The master has deleted (stop) or lost this node; replying would
+		// be a message from an unknown node.
+		l.log.Info("ignoring spawn while stopping")
+		return
+	}
+	l.send(typeSpawning, nil)
+	if job.Timestamp <= l.lastSpawnTS {
+		l.log.Info("discarding spawn with an older or equal timestamp", "timestamp", job.Timestamp, "last", l.lastSpawnTS)
+		return
+	}
+	l.lastSpawnTS = job.Timestamp
+	l.state = stateSpawning
+	for _, name := range sortedKeys(job.Targets) {
+		if !l.sched.Known(name) && !l.unknownLogged[name] {
+			l.unknownLogged[name] = true
+			l.log.Warn("master asked for a user class this worker does not have; ignoring it", "class", name)
+		}
+	}
+	l.stopTimeout = job.StopTimeout
+	l.stopTimeoutSet = job.StopTimeout > 0
+	l.sched.SetStopTimeout(job.StopTimeout)
+	l.sched.Apply(job.Targets, Env{Host: job.Host, ParsedOptions: job.ParsedOptions})
+	counts := l.sched.Counts()
+	cc, sum := wireCounts(counts)
+	l.send(typeSpawningComplete, countsData{UserClassesCount: cc, UserCount: sum})
+	l.state = stateRunning
+	l.log.Info("spawned", "user_classes_count", counts, "user_count", sum)
+}
+
+func (l *loop) handleStop() {
+	if l.phase != phaseNormal {
+		l.log.Debug("ignoring stop while already stopping")
+		return
+	}
+	l.log.Info("stop from master", "stop_timeout", l.stopTimeout)
+	l.beginStop(phaseStopping, l.stopTimeout)
+}
+
+// handleQuit flushes the final stats at once (the master waits only 0.5 s
+// after broadcasting quit), sends quit, then stops the users quickly.
+func (l *loop) handleQuit() (done bool, err error) {
+	l.log.Info("quit from master")
+	if l.phase != phaseShutdown {
+		l.finishForQuit()
+	}
+	l.sendStats(time.Now())
+	l.flushExceptions()
+	l.sendQuit()
+	if l.phase == phaseShutdown {
+		l.stopCancel() // hurry the stop already under way
+		return false, nil
+	}
+	l.stopUsersNow()
+	l.phase = phaseNormal
+	l.state = stateReady
+	if !l.cfg.WaitForNewMaster {
+		return true, nil
+	}
+	l.log.Info("waiting for a new master")
+	stopTimer(l.afterStop)
+	l.afterStop = nil
+	l.startRegistering()
+	return false, nil
+}
+
+// reconnect recreates the socket with the same identity, as Python's
+// reset_connection does; like Python it does not re-send client_ready.
+func (l *loop) reconnect() error {
+	l.log.Warn("reconnect from master: recreating the connection")
+	l.conn.close(0)
+	c, err := l.w.dial(context.Background(), l.ep, l.w.nodeID, l.log)
+	if err != nil {
+		l.conn = closedConn{}
+		return fmt.Errorf("worker: reconnect to %s: %w", l.ep, err)
+	}
+	l.conn = c
+	l.peerLost = false
+	return nil
+}
+
+func (l *loop) handleEvent(ev peerEvent) {
+	switch ev {
+	case evDisconnected:
+		if !l.peerLost {
+			l.log.Warn("connection to master lost")
+		}
+		l.peerLost = true
+	case evConnected:
+		if l.peerLost {
+			l.peerLost = false
+			l.masterLost("reconnected after a disconnect: assuming a new master")
+			return
+		}
+		if l.registering {
+			l.sendClientReady() // the first one may have been dropped before the connection existed
+		}
+	}
+}
+
+// checkMasterTimeout applies MasterTimeout, only once the master has shown
+// it sends heartbeats (2.19+) since the last ack.
+func (l *loop) checkMasterTimeout(now time.Time) {
+	if !l.registered || !l.hbSeen || l.phase != phaseNormal {
+		return
+	}
+	if since := now.Sub(l.lastHB); since > l.cfg.MasterTimeout {
+		l.masterLost(fmt.Sprintf("no heartbeat from master for %v", since.Round(time.Millisecond)))
+	}
+}
+
+// masterLost stops the users at once (no grace: nobody collects their
+// results, and a new master must see this node ready) and re-registers
+// (state ready) once they have exited.
+func (l *loop) masterLost(reason string) {
+	switch l.phase {
+	case phaseNormal:
+	case phaseStopping:
+		// The stop sequence ends with client_ready anyway.
+		l.log.Warn("master lost during stop", "reason", reason)
+		return
+	default:
+		return
+	}
+	l.log.Warn("master lost: stopping users and re-registering", "reason", reason)
+	l.registered = false
+	l.registering = false
+	l.hbSeen = false
+	stopTimer(l.readyTimer)
+	l.beginStop(phaseResetting, 0)
+}
+
+func (l *loop) shutdownGrace() time.Duration {
+	if l.stopTimeoutSet {
+		return l.stopTimeout
+	}
+	return l.cfg.ShutdownGrace
+}
+
+// beginStop starts stopping all users in the background; stopFinished
+// runs when they are gone. If a stop is already running (e.g. a master
+// stop when Run's ctx is cancelled) it keeps running and only the phase
+// (what happens afterwards) changes, except that a shutdown may shorten it.
+func (l *loop) beginStop(p phase, grace time.Duration) {
+	l.phase = p
+	if l.stopDone != nil {
+		if p == phaseShutdown && grace <= 0 {
+			l.stopCancel()
+		}
+		return
+	}
+	stopTimer(l.afterStop)
+	l.afterStop = nil
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	l.stopDone, l.stopCancel = done, cancel
+	go func() {
+		defer close(done)
+		l.sched.StopAll(ctx, grace)
+	}()
+}
+
+// stopFinished runs when the background stop is over. done means Run returns.
+func (l *loop) stopFinished() (done bool) {
+	l.stopCancel()
+	l.stopDone, l.stopCancel = nil, nil
+	now := time.Now()
+	switch l.phase {
+	case phaseShutdown:
+		l.sendStats(now)
+		l.flushExceptions()
+		l.sendQuit()
+		l.state = stateReady
+		l.log.Info("stopped; quit sent")
+		return true
+	case phaseStopping:
+		l.sendStats(now)
+		l.send(typeClientStopped, nil)
+		l.state = stateReady
+		l.registered, l.registering, l.hbSeen = false, false, false
+		stopTimer(l.readyTimer)
+		// Like Python: sleep stop_timeout, then client_ready.
+		l.afterStop = time.NewTimer(max(l.stopTimeout, 0))
+		l.log.Info("users stopped; client_stopped sent", "ready_in", l.stopTimeout)
+	case phaseResetting:
+		l.sendStats(now)
+		l.state = stateReady
+		l.phase = phaseNormal
+		l.startRegistering()
+	}
+	return false
+}
+
+// stopUsersNow cancels every user at once and waits for them and for any
+// background stop.
+// finishForQuit stops new work and lets tasks under way end within QuitGrace,
+// so streams that finish a moment after the master's quit are reported instead
+// of abandoned; the rest are cancelled. It blocks the loop for at most about
+// QuitGrace, well inside the 0.5 s the master waits for the final stats.
+func (l *loop) finishForQuit() {
+	if l.stopCancel != nil {
+		l.stopCancel()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.QuitGrace+100*time.Millisecond)
+	defer cancel()
+	l.sched.StopAll(ctx, l.cfg.QuitGrace)
+	if l.stopDone != nil {
+		<-l.stopDone
+		l.stopDone, l.stopCancel = nil, nil
+	}
+}
+
+func (l *loop) stopUsersNow() {
+	if l.stopCancel != nil {
+		l.stopCancel()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	l.sched.StopAll(ctx, 0)
+	if l.stopDone != nil {
+		<-l.stopDone
+		l.stopDone, l.stopCancel = nil, nil
+	}
+}
+
+// closedConn is the conn after a failed reconnect.
+type closedConn struct{}
+
+func (closedConn) send([]byte) error    { return errConnClosed }
+func (closedConn) recv() <-chan inbound { return nil }
+func (closedConn) close(time.Duration)  {}
