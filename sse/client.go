@@ -1,0 +1,688 @@
+package sse
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults for zero Config and TransportConfig fields.
+const (
+	// DefaultMaxEventSize is Config.MaxEventSize's default: 8 MiB.
+	DefaultMaxEventSize = 8 << 20
+	// DefaultFirstTokenTimeout is Config.FirstTokenTimeout's default.
+	DefaultFirstTokenTimeout = 60 * time.Second
+	// DefaultIdleTimeout is Config.IdleTimeout's default (Dify pings every 10 s).
+	DefaultIdleTimeout = 30 * time.Second
+	// DefaultStreamTimeout is Config.StreamTimeout's default.
+	DefaultStreamTimeout = 5 * time.Minute
+	// DefaultMaxIdleConnsPerHost is TransportConfig.MaxIdleConnsPerHost's default.
+	DefaultMaxIdleConnsPerHost = 10000
+	// DefaultDialTimeout is TransportConfig.DialTimeout's default.
+	DefaultDialTimeout = 10 * time.Second
+)
+
+const (
+	// errorBodyLimit bounds how much of a non-2xx body is read for Dify's error code.
+	errorBodyLimit = 64 << 10
+	// drainLimit and drainTimeout bound the read of what follows a terminal event (or a
+	// failure that leaves the connection usable), so the connection can be reused.
+	drainLimit   = 64 << 10
+	drainTimeout = 250 * time.Millisecond
+	// chunkTimesCap is the initial capacity of Result.ChunkTimes.
+	chunkTimesCap = 64
+	// pooledDataCap: readers whose data buffer grew beyond this are not pooled.
+	pooledDataCap = 256 << 10
+	// smallBody bounds Response.Body.
+	smallBody = 256 << 10
+	// maxMessageLen bounds a server message quoted in an error's cause.
+	maxMessageLen = 200
+)
+
+// errDrain is the cancellation cause of an expired drain.
+const errDrain constError = "sse: drain timed out"
+
+// Config configures a Client. The zero value is usable: every zero field takes its default.
+type Config struct {
+	// Client sends the requests. nil means a client on NewTransport(TransportConfig{}).
+	// Its Timeout should be 0: the timeouts below are enforced per request.
+	Client *http.Client
+	// MaxEventSize bounds the raw size of one SSE event (its lines and line endings) and of a
+	// Post body. 0 means DefaultMaxEventSize (8 MiB). A larger event fails the stream with
+	// "event too large" without being buffered.
+	MaxEventSize int
+	// FirstTokenTimeout bounds the time from the request start to the first non-empty answer
+	// chunk. 0 means DefaultFirstTokenTimeout; negative disables it.
+	FirstTokenTimeout time.Duration
+	// IdleTimeout bounds the silence between reads of the body (Stream: from the response
+	// headers on; Post: from the start). 0 means DefaultIdleTimeout; negative disables it.
+	IdleTimeout time.Duration
+	// StreamTimeout bounds the whole request. 0 means DefaultStreamTimeout; negative
+	// disables it.
+	StreamTimeout time.Duration
+}
+
+// Validate reports configuration errors. NewClient replaces invalid values by defaults.
+func (c Config) Validate() error {
+	if c.MaxEventSize < 0 {
+		return fmt.Errorf("sse: MaxEventSize %d is negative", c.MaxEventSize)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxEventSize <= 0 {
+		c.MaxEventSize = DefaultMaxEventSize
+	}
+	if c.FirstTokenTimeout == 0 {
+		c.FirstTokenTimeout = DefaultFirstTokenTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.StreamTimeout == 0 {
+		c.StreamTimeout = DefaultStreamTimeout
+	}
+	return c
+}
+
+// TransportConfig configures NewTransport. The zero value is usable.
+type TransportConfig struct {
+	// MaxIdleConnsPerHost is the keep-alive pool size per host. 0 means
+	// DefaultMaxIdleConnsPerHost (10000). Go's default of 2 makes most of thousands of
+	// concurrent users redial for every request.
+	MaxIdleConnsPerHost int
+	// InsecureSkipVerify disables TLS certificate verification (verification is on by
+	// default).
+	InsecureSkipVerify bool
+	// RootCAs, if set, replaces the system roots for TLS verification.
+	RootCAs *x509.CertPool
+	// DialTimeout bounds the TCP dial. 0 means DefaultDialTimeout (10s).
+	DialTimeout time.Duration
+}
+
+// NewTransport returns an http.Transport tuned for many concurrent long-lived streams to few
+// hosts: keep-alive with a large per-host idle pool and no global idle limit, HTTP/1.1 only
+// (no HTTP/2 upgrade, neither on plain http nor over TLS, so each user has its own
+// connection as with Locust's HTTP/1.1 clients), no transparent gzip (byte counts are wire
+// bytes), and TLS verification unless InsecureSkipVerify. Proxies come from the environment
+// like http.DefaultTransport. Share one Transport per process.
+func NewTransport(cfg TransportConfig) *http.Transport {
+	if cfg.MaxIdleConnsPerHost <= 0 {
+		cfg.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     false,
+		Protocols:             &protocols,
+		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{},
+		MaxIdleConns:          0, // no global limit
+		MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   cfg.DialTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		TLSClientConfig: &tls.Config{
+			InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // opt-in for test targets
+			RootCAs:            cfg.RootCAs,
+			MinVersion:         tls.VersionTLS12,
+		},
+	}
+}
+
+// Client sends Dify requests and measures their streams. It is safe for concurrent use by
+// many goroutines; create one per process (or per configuration) and share it.
+type Client struct {
+	cfg                       Config
+	hc                        *http.Client
+	firstCause, idleCause     *timeoutCause
+	streamCause               *timeoutCause
+	readers                   sync.Pool // *eventReader, reused across streams
+	readBufSize               int
+	disableFirst, disableIdle bool
+	disableStream             bool
+}
+
+// NewClient returns a Client for cfg, with defaults for zero (or invalid) fields.
+func NewClient(cfg Config) *Client {
+	disableFirst, disableIdle, disableStream := cfg.FirstTokenTimeout < 0, cfg.IdleTimeout < 0, cfg.StreamTimeout < 0
+	cfg = cfg.withDefaults()
+	hc := cfg.Client
+	if hc == nil {
+		hc = &http.Client{Transport: NewTransport(TransportConfig{})}
+	}
+	c := &Client{cfg: cfg, hc: hc, readBufSize: defaultReadBufSize,
+		disableFirst: disableFirst, disableIdle: disableIdle, disableStream: disableStream}
+	c.firstCause, c.idleCause, c.streamCause = newTimeoutCauses(cfg)
+	return c
+}
+
+// Request is one POST to Dify.
+type Request struct {
+	// URL is the full URL, e.g. http://127.0.0.1:5001/v1/chat-messages.
+	URL string
+	// APIKey is sent as "Authorization: Bearer <key>". It never appears in errors.
+	APIKey string
+	// Body is the JSON request body.
+	Body []byte
+	// Header holds optional extra headers (they may override Content-Type and Accept).
+	Header http.Header
+}
+
+// Result is what Stream measured. All times come from time.Now and carry the monotonic
+// clock; subtract them with Sub. A zero time means the point was not reached.
+type Result struct {
+	// StatusCode is the HTTP status (0 if no response).
+	StatusCode int
+	// Start is taken just before the request is sent.
+	Start time.Time
+	// Headers is when the response headers arrived.
+	Headers time.Time
+	// FirstByte is when the first body read returned data.
+	FirstByte time.Time
+	// FirstEvent is when the first event (including a ping) was complete.
+	FirstEvent time.Time
+	// FirstToken is when the first non-empty answer chunk (message/agent_message) arrived.
+	// After an agent_message, message events are not chunks (a New Agent app repeats the
+	// full answer in one message event at the end).
+	FirstToken time.Time
+	// LastToken is when the last non-empty answer chunk arrived.
+	LastToken time.Time
+	// End is when the stream concluded: on success the terminal event (see the package
+	// documentation); on failure when the failure was detected. Set whenever Stream returns.
+	End time.Time
+	// ChunkTimes holds the arrival time of every non-empty answer chunk, in order.
+	ChunkTimes []time.Time
+	// Chunks is the number of non-empty answer chunks.
+	Chunks int
+	// Events counts every dispatched event, including pings and unknown events.
+	Events int
+	// Pings counts `event: ping` keep-alive frames.
+	Pings int
+	// UnknownEvents counts events whose type this package does not know (kept, not fatal).
+	UnknownEvents int
+	// BytesRead counts the body bytes read (wire bytes after de-chunking).
+	BytesRead int64
+	// Usage is message_end's metadata.usage; Usage.Present is false without it.
+	Usage Usage
+	// MessageID, ConversationID and TaskID come from message_end (or the error or
+	// workflow_finished event).
+	MessageID, ConversationID, TaskID string
+	// WorkflowStatus is workflow_finished's data.status, if one arrived.
+	WorkflowStatus string
+}
+
+// Usage is message_end.metadata.usage.
+type Usage struct {
+	// Present is true when message_end carried a usage object.
+	Present bool
+	// PromptTokens, CompletionTokens and TotalTokens are the token counts.
+	PromptTokens, CompletionTokens, TotalTokens int64
+	// Latency is usage.latency (seconds on the wire); valid if HasLatency.
+	Latency time.Duration
+	// TimeToFirstToken is usage.time_to_first_token; valid if HasTTFT (null on the wire
+	// for many models).
+	TimeToFirstToken time.Duration
+	// HasLatency and HasTTFT report whether the corresponding value was a number.
+	HasLatency, HasTTFT bool
+}
+
+// Response is what Post measured.
+type Response struct {
+	// StatusCode is the HTTP status (0 if no response).
+	StatusCode int
+	// Start, Headers and End are the request start, the response headers and the end of the
+	// body (or the failure), monotonic.
+	Start, Headers, End time.Time
+	// BytesRead counts the body bytes read.
+	BytesRead int64
+	// Body is the response body when it is at most 256 KiB (nil otherwise).
+	Body []byte
+}
+
+// run holds the per-request context, timers and body accounting.
+type run struct {
+	parent context.Context
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	timers [3]*time.Timer // first token, idle, whole
+	idleD  time.Duration
+	body   io.ReadCloser
+	n      int64
+	first  time.Time // first body read with data
+	last   time.Time // latest body read with data
+}
+
+const (
+	timerFirst = iota
+	timerIdle
+	timerWhole
+)
+
+func (c *Client) begin(parent context.Context, firstToken bool) *run {
+	ctx, cancel := context.WithCancelCause(parent)
+	rn := &run{parent: parent, ctx: ctx, cancel: cancel, idleD: c.cfg.IdleTimeout}
+	if !c.disableStream {
+		cause := c.streamCause
+		rn.timers[timerWhole] = time.AfterFunc(c.cfg.StreamTimeout, func() { cancel(cause) })
+	}
+	if firstToken && !c.disableFirst {
+		cause := c.firstCause
+		rn.timers[timerFirst] = time.AfterFunc(c.cfg.FirstTokenTimeout, func() { cancel(cause) })
+	}
+	if c.disableIdle {
+		rn.idleD = 0
+	}
+	return rn
+}
+
+// armIdle starts the idle timer.
+func (rn *run) armIdle(cause *timeoutCause) {
+	if rn.idleD <= 0 || rn.timers[timerIdle] != nil {
+		return
+	}
+	cancel := rn.cancel
+	rn.timers[timerIdle] = time.AfterFunc(rn.idleD, func() { cancel(cause) })
+}
+
+func (rn *run) stopTimer(i int) {
+	if t := rn.timers[i]; t != nil {
+		t.Stop()
+		rn.timers[i] = nil
+	}
+}
+
+// end stops every timer, closes the body and releases the context.
+func (rn *run) end() {
+	for i := range rn.timers {
+		rn.stopTimer(i)
+	}
+	if rn.body != nil {
+		_ = rn.body.Close()
+	}
+	rn.cancel(context.Canceled)
+}
+
+// Read reads the response body, recording first/last read times and feeding the idle timer.
+func (rn *run) Read(p []byte) (int, error) {
+	n, err := rn.body.Read(p)
+	if n > 0 {
+		now := time.Now()
+		if rn.first.IsZero() {
+			rn.first = now
+		}
+		rn.last = now
+		rn.n += int64(n)
+		if t := rn.timers[timerIdle]; t != nil {
+			t.Reset(rn.idleD)
+		}
+	}
+	return n, err
+}
+
+// drain reads what is left of the body (bounded in bytes and time) so the connection can go
+// back to the pool; on timeout or a large remainder the connection is closed instead.
+func (rn *run) drain() {
+	if rn.body == nil {
+		return
+	}
+	rn.stopTimer(timerFirst)
+	rn.stopTimer(timerIdle)
+	cancel := rn.cancel
+	t := time.AfterFunc(drainTimeout, func() { cancel(errDrain) })
+	_, _ = io.CopyN(io.Discard, rn.body, drainLimit)
+	t.Stop()
+}
+
+// do builds and sends the request. On failure it returns a classified StreamError.
+func (c *Client) do(rn *run, req Request, accept string) (*http.Response, *StreamError) {
+	hreq, err := http.NewRequestWithContext(rn.ctx, http.MethodPost, req.URL, bytes.NewReader(req.Body))
+	if err != nil {
+		return nil, &StreamError{Phase: PhaseConnect, Reason: "connect: invalid request", Err: err}
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", accept)
+	for k, vs := range req.Header {
+		hreq.Header.Del(k)
+		for _, v := range vs {
+			hreq.Header.Add(k, v)
+		}
+	}
+	hreq.Header.Set("Authorization", "Bearer "+req.APIKey)
+	resp, err := c.hc.Do(hreq)
+	if err != nil {
+		if se := ctxError(rn.parent, rn.ctx, err); se != nil {
+			return nil, se
+		}
+		return nil, &StreamError{Phase: PhaseConnect, Reason: "connect: " + connectReason(err), Err: err}
+	}
+	rn.body = resp.Body
+	return resp, nil
+}
+
+// statusError reads a non-2xx answer's Dify error envelope (bounded) and builds the error.
+func (c *Client) statusError(rn *run, resp *http.Response) *StreamError {
+	lr := &io.LimitedReader{R: rn, N: errorBodyLimit}
+	body, _ := io.ReadAll(lr)
+	var env struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	_ = json.Unmarshal(body, &env)
+	code := sanitizeCode(env.Code)
+	msg := env.Message
+	if len(msg) > maxMessageLen {
+		msg = msg[:maxMessageLen] + "…"
+	}
+	var cause error
+	if msg != "" {
+		cause = fmt.Errorf("POST %s: %s: %q", resp.Request.URL.Redacted(), resp.Status, msg)
+	} else {
+		cause = fmt.Errorf("POST %s: %s", resp.Request.URL.Redacted(), resp.Status)
+	}
+	if lr.N > 0 {
+		// The body ended within the limit: it has been fully read, keep the connection.
+		rn.drain()
+	}
+	return &StreamError{Phase: PhaseStatus, Status: resp.StatusCode, Code: code,
+		Reason: statusFailure(resp.StatusCode, code), Err: cause}
+}
+
+// readError classifies an error from reading the body.
+func readError(rn *run, err error, streaming bool) *StreamError {
+	if se := ctxError(rn.parent, rn.ctx, err); se != nil {
+		return se
+	}
+	reason := shortNetReason(err)
+	switch {
+	case streaming && reason == "connection reset":
+		return &StreamError{Phase: PhaseRead, Reason: failReset, Err: err}
+	case streaming && errors.Is(err, io.ErrUnexpectedEOF):
+		return &StreamError{Phase: PhaseTruncated, Reason: failTruncated, Err: err}
+	}
+	return &StreamError{Phase: PhaseRead, Reason: "read error: " + reason, Err: err}
+}
+
+// finish fills in the common Result/Response fields of a failure and scrubs the key.
+func finish(se *StreamError, status int, key string) *StreamError {
+	if se.Status == 0 {
+		se.Status = status
+	}
+	se.Err = redact(se.Err, key)
+	if key != "" && strings.Contains(se.Reason, key) {
+		se.Reason = strings.ReplaceAll(se.Reason, key, "[redacted]")
+	}
+	return se
+}
+
+func isEventStream(ct string) bool {
+	return shortContentType(ct) == "text/event-stream"
+}
+
+func (c *Client) getReader(src io.Reader) *eventReader {
+	if v, ok := c.readers.Get().(*eventReader); ok {
+		v.reset(src, c.cfg.MaxEventSize, c.readBufSize)
+		return v
+	}
+	return newEventReader(src, c.cfg.MaxEventSize, c.readBufSize)
+}
+
+func (c *Client) putReader(r *eventReader) {
+	if cap(r.data) > pooledDataCap || cap(r.name) > pooledDataCap {
+		return
+	}
+	r.src = nil
+	c.readers.Put(r)
+}
+
+// Stream POSTs req and reads the Dify SSE answer to its end. The *Result is never nil
+// (partial timings on failure). err is nil, or a *StreamError.
+func (c *Client) Stream(ctx context.Context, req Request) (*Result, error) {
+	res := &Result{ChunkTimes: make([]time.Time, 0, chunkTimesCap)}
+	res.Start = time.Now() // before the timers start, so timeouts are measured from Start
+	rn := c.begin(ctx, true)
+	defer rn.end()
+	err := c.stream(rn, req, res)
+	res.FirstByte = rn.first
+	res.BytesRead = rn.n
+	if err != nil {
+		res.End = time.Now()
+		return res, finish(err, res.StatusCode, req.APIKey)
+	}
+	return res, nil
+}
+
+func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
+	resp, se := c.do(rn, req, "text/event-stream")
+	if se != nil {
+		return se
+	}
+	res.Headers = time.Now()
+	res.StatusCode = resp.StatusCode
+	rn.armIdle(c.idleCause)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return c.statusError(rn, resp)
+	}
+	if ct := resp.Header.Get("Content-Type"); !isEventStream(ct) {
+		rn.drain()
+		return &StreamError{Phase: PhaseDecode, Reason: "invalid response: content-type " + shortContentType(ct),
+			Err: fmt.Errorf("POST %s: unexpected Content-Type %q", resp.Request.URL.Redacted(), shortContentType(ct))}
+	}
+	rd := c.getReader(rn)
+	defer c.putReader(rd)
+
+	var (
+		wfStarted, wfFinished, msgEnd bool
+		agentChunks                   bool // an agent_message event was seen
+		msgEndAt                      time.Time
+	)
+	for {
+		ev, err := rd.next()
+		if err != nil {
+			switch {
+			case err == io.EOF:
+				if msgEnd {
+					res.End = msgEndAt
+					return nil
+				}
+				return &StreamError{Phase: PhaseTruncated, Reason: failTruncated, Err: io.ErrUnexpectedEOF}
+			case errors.Is(err, errEventTooLarge):
+				return &StreamError{Phase: PhaseTooLarge, Reason: failTooLarge,
+					Err: fmt.Errorf("%w (%d bytes)", errEventTooLarge, c.cfg.MaxEventSize)}
+			case msgEnd && errors.Is(err, io.ErrUnexpectedEOF) && ctxError(rn.parent, rn.ctx, nil) == nil:
+				// message_end arrived; the connection then closed without a clean end.
+				res.End = msgEndAt
+				return nil
+			}
+			return readError(rn, err, true)
+		}
+		now := rn.last
+		res.Events++
+		if res.FirstEvent.IsZero() {
+			res.FirstEvent = now
+		}
+		if !ev.hasData {
+			if string(ev.name) == "ping" {
+				res.Pings++
+			} else {
+				res.UnknownEvents++
+			}
+			continue
+		}
+		if !validJSON(ev.data) {
+			if ev.partial {
+				return &StreamError{Phase: PhaseTruncated, Reason: failTruncated, Err: io.ErrUnexpectedEOF}
+			}
+			return c.malformed(rn, errors.New("sse: data is not valid JSON"))
+		}
+		name, ok := eventName(ev.data)
+		if !ok {
+			return c.malformed(rn, errors.New(`sse: data has no "event" string`))
+		}
+		switch kind := kindOf(name); kind {
+		case kindMessage, kindAgentMessage:
+			// A New Agent app (mode "agent") ends its agent_message chunks with one message
+			// event repeating the full answer: not a chunk.
+			if kind == kindAgentMessage {
+				agentChunks = true
+			} else if agentChunks {
+				break
+			}
+			if answerNonEmpty(ev.data) {
+				if res.Chunks == 0 {
+					res.FirstToken = now
+					rn.stopTimer(timerFirst)
+				}
+				res.Chunks++
+				res.LastToken = now
+				res.ChunkTimes = append(res.ChunkTimes, now)
+			}
+		case kindMessageEnd:
+			var me wireMessageEnd
+			if err := json.Unmarshal(ev.data, &me); err != nil {
+				return c.malformed(rn, fmt.Errorf("sse: message_end: %w", err))
+			}
+			res.MessageID, res.ConversationID, res.TaskID = me.MessageID, me.ConversationID, me.TaskID
+			if me.Metadata != nil && me.Metadata.Usage != nil {
+				res.Usage = me.Metadata.Usage.toUsage()
+			}
+			msgEnd, msgEndAt = true, now
+			if !wfStarted || wfFinished {
+				res.End = now
+				rn.drain()
+				return nil
+			}
+		case kindWorkflowStarted:
+			wfStarted = true
+		case kindWorkflowFinished:
+			var wf wireWorkflowFinished
+			if err := json.Unmarshal(ev.data, &wf); err != nil {
+				return c.malformed(rn, fmt.Errorf("sse: workflow_finished: %w", err))
+			}
+			res.WorkflowStatus = wf.Data.Status
+			if res.TaskID == "" {
+				res.MessageID, res.ConversationID, res.TaskID = wf.MessageID, wf.ConversationID, wf.TaskID
+			}
+			switch wf.Data.Status {
+			case "failed":
+				rn.drain()
+				return &StreamError{Phase: PhaseWorkflow, Reason: failWorkflowFailed,
+					Err: fmt.Errorf("sse: workflow_finished status %q: %v", wf.Data.Status, wf.Data.Error)}
+			case "stopped":
+				rn.drain()
+				return &StreamError{Phase: PhaseWorkflow, Reason: failWorkflowStop,
+					Err: fmt.Errorf("sse: workflow_finished status %q", wf.Data.Status)}
+			}
+			wfFinished = true
+			if msgEnd {
+				res.End = now
+				rn.drain()
+				return nil
+			}
+		case kindError:
+			var we wireError
+			if err := json.Unmarshal(ev.data, &we); err != nil {
+				return c.malformed(rn, fmt.Errorf("sse: error event: %w", err))
+			}
+			res.MessageID, res.ConversationID, res.TaskID = we.MessageID, we.ConversationID, we.TaskID
+			code := sanitizeCode(we.Code)
+			msg := we.Message
+			if len(msg) > maxMessageLen {
+				msg = msg[:maxMessageLen] + "…"
+			}
+			rn.drain()
+			return &StreamError{Phase: PhaseErrorEvent, Code: code, Reason: errorEventFailure(code),
+				Err: fmt.Errorf("sse: error event (status %d): %q", we.Status, msg)}
+		case kindPing:
+			res.Pings++
+		case kindUnknown:
+			res.UnknownEvents++
+		}
+	}
+}
+
+func (c *Client) malformed(rn *run, err error) *StreamError {
+	rn.drain()
+	return &StreamError{Phase: PhaseDecode, Reason: failMalformed, Err: err}
+}
+
+// Post sends req and reads the whole JSON answer (bounded by MaxEventSize). It is the
+// non-streaming call used for retrieve, with the same error model as Stream: phases connect,
+// status, read, decode ("invalid response: not JSON"), too_large ("invalid response: body
+// too large"), idle_timeout, stream_timeout and cancelled. The *Response is never nil.
+func (c *Client) Post(ctx context.Context, req Request) (*Response, error) {
+	out := &Response{Start: time.Now()}
+	rn := c.begin(ctx, false)
+	defer rn.end()
+	rn.armIdle(c.idleCause)
+	err := c.post(rn, req, out)
+	out.BytesRead = rn.n
+	out.End = time.Now()
+	if err != nil {
+		return out, finish(err, out.StatusCode, req.APIKey)
+	}
+	return out, nil
+}
+
+func (c *Client) post(rn *run, req Request, out *Response) *StreamError {
+	resp, se := c.do(rn, req, "application/json")
+	if se != nil {
+		return se
+	}
+	out.Headers = time.Now()
+	out.StatusCode = resp.StatusCode
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return c.statusError(rn, resp)
+	}
+	limit := c.cfg.MaxEventSize
+	buf := make([]byte, 0, min(max(resp.ContentLength, 512), int64(limit)+1))
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) > limit {
+				return &StreamError{Phase: PhaseTooLarge, Reason: failBodyTooLarge,
+					Err: fmt.Errorf("sse: response body exceeds %d bytes", limit)}
+			}
+			n := min(max(2*cap(buf), 4096), limit+1)
+			nb := make([]byte, len(buf), n)
+			copy(nb, buf)
+			buf = nb
+		}
+		n, err := rn.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return readError(rn, err, false)
+		}
+	}
+	if len(buf) > limit {
+		return &StreamError{Phase: PhaseTooLarge, Reason: failBodyTooLarge,
+			Err: fmt.Errorf("sse: response body exceeds %d bytes", limit)}
+	}
+	if !validJSON(buf) {
+		return &StreamError{Phase: PhaseDecode, Reason: failNotJSON,
+			Err: fmt.Errorf("POST %s: body is not valid JSON (%d bytes)", resp.Request.URL.Redacted(), len(buf))}
+	}
+	if len(buf) <= smallBody {
+		out.Body = buf
+	}
+	return nil
+}

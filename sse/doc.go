@@ -1,0 +1,92 @@
+// Package sse sends Dify API requests and measures their answers: it POSTs a JSON body, frames
+// the text/event-stream reply into events, decodes just enough of each Dify event for timing,
+// and reports per-stream timings (Result) or one typed error (*StreamError).
+//
+// # Transport
+//
+// NewTransport builds the one http.Transport a process should share: keep-alive with a large
+// per-host idle pool (Go's default of 2 idle connections per host makes thousands of users
+// redial constantly), HTTP/1.1 only, no transparent gzip, TLS verification on unless
+// TransportConfig.InsecureSkipVerify. After a terminal event, or a failure that leaves the
+// connection usable (an HTTP error status, an error event, a failed workflow, malformed JSON),
+// the rest of the body is drained (at most 64 KiB, at most 250 ms) so the connection returns
+// to the pool; otherwise it is closed. The body is always closed.
+//
+// # Framing
+//
+// Framing follows the WHATWG "event stream interpretation" with these policies:
+//
+//   - Line endings: LF, CR and CRLF, also mixed within one stream. A CR followed by LF in the
+//     next read is one line ending.
+//   - Lines starting with ':' are comments and are ignored.
+//   - `data:` lines are joined with "\n" (one optional space after the colon is removed);
+//     `event:` sets the event name; `id:`, `retry:` and unknown fields are ignored; a line
+//     without a colon is a field with an empty value.
+//   - A blank line dispatches the event if it had a data or an event field. Dify's keep-alive
+//     is the bare frame "event: ping" with no data: it is dispatched and counted
+//     (Result.Pings) even though the spec would drop a data-less event.
+//   - End of stream: a pending event without its trailing blank line is still dispatched (the
+//     spec would drop it). If its last line had no line ending and its JSON is invalid, the
+//     stream was cut: "stream ended before message_end", not "malformed event JSON".
+//   - Oversized events: Config.MaxEventSize (default 8 MiB) bounds the raw bytes of one event
+//     (its lines, field names included, plus one byte per line ending). Comments and ignored
+//     fields count too, so an endless line is bounded as well. The reader keeps a fixed 16 KiB
+//     read buffer and consumes longer lines in fragments, so it never holds more than the
+//     limit of one event's data: the stream fails with "event too large" as soon as the limit
+//     is passed, whatever the event's real size.
+//   - The framing is this package's own bounded reader, not github.com/r3labs/sse/v2's
+//     EventStreamReader: see BENCHMARKS.md for the measurement behind the choice.
+//
+// # Decoding
+//
+// Dify puts the event type in the JSON "event" key (the first key of its compact JSON; other
+// layouts, such as the spaced JSON of Dify ≤1.8, fall back to a walk over the top-level keys).
+// When an event has data, that JSON key decides its type; the SSE `event:` field only names
+// data-less frames (ping; others count as unknown). Every data payload is validated by a
+// single-pass validator that accepts exactly what json.Valid accepts (fuzzed against it) at a
+// fraction of its cost; a payload that is not JSON, or not an object with an "event" string,
+// fails the stream with "malformed event JSON". Like json.Valid, invalid UTF-8 inside JSON
+// strings is accepted (a server bug to report, not a framing failure). Only
+// message_end (usage and ids), error (code) and workflow_finished (status) are fully decoded;
+// for message and agent_message only the presence of a non-empty "answer" is checked, without
+// allocating. Events of unknown types are counted (Result.UnknownEvents) and otherwise ignored.
+//
+// # Terminal events
+//
+//   - Without a workflow_started event (chat and agent apps), message_end is terminal: End is
+//     its arrival time.
+//   - After workflow_started (chatflow), workflow_finished and message_end may come in either
+//     order; the stream ends at whichever of the two comes last (End = its time). EOF after
+//     message_end alone is a success, with End = message_end's time.
+//   - workflow_finished with status "failed" fails at once ("workflow failed"), "stopped"
+//     likewise ("workflow stopped"); "succeeded" and "partial-succeeded" are successes.
+//   - An error event fails at once: "stream error: <code>".
+//   - EOF before message_end: "stream ended before message_end".
+//
+// The first answer token is the first message or agent_message event with a non-empty answer;
+// every such chunk's arrival time is appended to Result.ChunkTimes. Once an agent_message was
+// seen, message events are not chunks: a New Agent app (mode "agent") ends with one message
+// event repeating the full answer. Times are taken when the
+// body read that completed the event returned.
+//
+// # Timeouts and errors
+//
+// Config.FirstTokenTimeout (from the start to the first answer token), IdleTimeout (between
+// body reads) and StreamTimeout (the whole request) are timers that cancel the request's
+// context with a cause; the error is classified from that cause. No goroutine or timer
+// outlives a call. A caller cancelling its own context yields PhaseCancelled (IsCancelled),
+// which is not a failure. StreamError.Failure returns the stable failure names:
+//
+//	HTTP <status> <dify code>            HTTP 502 (no code in the body)
+//	connect: connection refused          connect: dns lookup failed
+//	connect: tls handshake failed        connect: <short reason>
+//	connection reset during stream       read error: <short reason>
+//	timeout: no first token after 1m0s   timeout: no event for 30s
+//	timeout: stream longer than 5m0s     stream error: <dify code>
+//	workflow failed                      workflow stopped
+//	stream ended before message_end      malformed event JSON
+//	event too large                      invalid response: content-type <type>
+//	invalid response: not JSON           invalid response: body too large   (Post)
+//
+// The API key never appears in any error text.
+package sse
