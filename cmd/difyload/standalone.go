@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/difyload/difyload/difymock"
+	"github.com/difyload/difyload/metrics"
+	"github.com/difyload/difyload/worker"
+)
+
+// parseRunTime accepts Locust's -t forms: "90" (seconds), "30s", "5m", "1h30m".
+func parseRunTime(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if n, err := strconv.ParseFloat(s, 64); err == nil {
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("-t %q: want e.g. 30s, 5m, 1h30m", s)
+	}
+	return d, nil
+}
+
+func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("difyload run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		uf                   userFlags
+		users                int
+		rate                 float64
+		runTime, csvPrefix   string
+		every, grace         time.Duration
+		mockFaults, logLevel string
+	)
+	uf.register(fs, env)
+	fs.IntVar(&users, "u", 10, "number of users (like locust -u)")
+	fs.IntVar(&users, "users", 10, "number of users")
+	fs.Float64Var(&rate, "r", 1, "users started per second (like locust -r)")
+	fs.Float64Var(&rate, "spawn-rate", 1, "users started per second")
+	fs.StringVar(&runTime, "t", "30s", "run time, e.g. 30s, 5m (like locust -t)")
+	fs.StringVar(&runTime, "run-time", "30s", "run time")
+	fs.StringVar(&csvPrefix, "csv", "", "write PREFIX_stats.csv and PREFIX_failures.csv at the end")
+	fs.DurationVar(&every, "print-every", 2*time.Second, "print the live stats table this often (0: only at the end)")
+	fs.DurationVar(&grace, "stop-timeout", 5*time.Second, "at the end, time in-flight tasks get to finish before they are cancelled")
+	fs.StringVar(&mockFaults, "mock-faults", "", "with the embedded mock (no --host): fault probabilities, e.g. 429=0.05,error_event=0.02")
+	fs.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	d, err := parseRunTime(runTime)
+	if err != nil {
+		return err
+	}
+	if users < 0 || rate <= 0 || d <= 0 {
+		return errors.New("-u must be >= 0, -r and -t > 0")
+	}
+	if _, err := newLogger(stderr, logLevel); err != nil {
+		return err
+	}
+
+	// Without a target, run against the embedded mock on a loopback port.
+	if uf.host == "" {
+		faults, err := difymock.ParseFaults(mockFaults)
+		if err != nil {
+			return fmt.Errorf("--mock-faults: %w", err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("embedded mock: %w", err)
+		}
+		srv := &http.Server{Handler: difymock.New(difymock.Config{Faults: faults}), ReadHeaderTimeout: 10 * time.Second}
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = srv.Serve(ln) }()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+			_ = srv.Close()
+			wg.Wait()
+		}()
+		uf.host = "http://" + ln.Addr().String()
+		fmt.Fprintf(stdout, "embedded Dify mock on %s\n", uf.host)
+	}
+
+	stats := metrics.NewStats()
+	classes, err := buildClasses(&uf, stats)
+	if err != nil {
+		return err
+	}
+	var exMu sync.Mutex
+	exceptions := map[string]int{}
+	sched := worker.NewScheduler(classes, func(msg, _ string) {
+		exMu.Lock()
+		exceptions[msg]++
+		exMu.Unlock()
+	})
+	total := metrics.NewCumulative()
+	drain := func() { total.Add(stats.Drain(time.Now())) }
+
+	runCtx, cancelRun := context.WithTimeout(ctx, d)
+	defer cancelRun()
+	fmt.Fprintf(stdout, "difyload run: %d users, spawn rate %g/s, run time %s, target %s\n", users, rate, d, uf.host)
+
+	// The ramp and the live table share one loop, so no goroutine outlives the run.
+	envSpawn := worker.Env{Host: uf.host}
+	step := max(1, int(rate))
+	interval := time.Duration(float64(step) / rate * float64(time.Second))
+	nextSpawn := time.Now()
+	spawned := 0
+	var printTick <-chan time.Time
+	if every > 0 {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		printTick = t.C
+	}
+	spawnTimer := time.NewTimer(0)
+	defer spawnTimer.Stop()
+loop:
+	for {
+		select {
+		case <-runCtx.Done():
+			break loop
+		case <-spawnTimer.C:
+			if spawned < users {
+				spawned = min(users, spawned+step)
+				sched.Apply(worker.SplitByWeight(classes, spawned), envSpawn)
+				if spawned == users {
+					fmt.Fprintf(stdout, "All users spawned: %s (%d total users)\n", formatCounts(sched.Counts()), users)
+				} else {
+					nextSpawn = nextSpawn.Add(interval)
+					spawnTimer.Reset(time.Until(nextSpawn))
+				}
+			}
+		case <-printTick:
+			drain()
+			if err := total.WriteTable(stdout); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Fprintln(stdout, "Run time limit reached, stopping users")
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), grace+5*time.Second)
+	defer cancelStop()
+	sched.StopAll(stopCtx, grace)
+	drain()
+	if err := total.WriteTable(stdout); err != nil {
+		return err
+	}
+	exMu.Lock()
+	for msg, n := range exceptions {
+		fmt.Fprintf(stderr, "exception (%d×): %s\n", n, msg)
+	}
+	exMu.Unlock()
+	if csvPrefix != "" {
+		if err := writeCSVs(total, csvPrefix); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return nil // interrupted: the final table is printed, that is a clean stop
+	}
+	return nil
+}
+
+func formatCounts(c map[string]int) string {
+	parts := make([]string, 0, len(c))
+	for name, n := range c {
+		parts = append(parts, fmt.Sprintf("%q: %d", name, n))
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+func writeCSVs(total *metrics.Cumulative, prefix string) error {
+	write := func(path string, fn func(io.Writer) error) error {
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("--csv: %w", err)
+		}
+		if err := fn(f); err != nil {
+			f.Close()
+			return fmt.Errorf("--csv %s: %w", path, err)
+		}
+		return f.Close()
+	}
+	if err := write(prefix+"_stats.csv", total.WriteCSV); err != nil {
+		return err
+	}
+	return write(prefix+"_failures.csv", total.WriteFailuresCSV)
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/difyload/difyload/metrics"
+	"github.com/difyload/difyload/tasks"
+	"github.com/difyload/difyload/worker"
+)
+
+// userClass adapts a tasks.Class to the worker's UserClass interface: tasks does not import
+// the worker, so main converts the worker's Env into the tasks' arguments.
+type userClass struct{ c *tasks.Class }
+
+var _ worker.UserClass = userClass{}
+
+func (u userClass) Name() string { return u.c.Name() }
+func (u userClass) Weight() int  { return u.c.Weight() }
+func (u userClass) NewUser(id int, env worker.Env) (worker.User, error) {
+	usr, err := u.c.NewUser(id, env.Host, env.ParsedOptions)
+	if err != nil {
+		return nil, err
+	}
+	return usr, nil
+}
+
+// buildClasses creates ChatUser and RetrieveUser sharing one client and one stats model.
+func buildClasses(uf *userFlags, stats *metrics.Stats) ([]worker.UserClass, error) {
+	client, cfg, err := uf.build()
+	if err != nil {
+		return nil, err
+	}
+	chat, err := tasks.NewChatUser(cfg, client, stats, nil)
+	if err != nil {
+		return nil, err
+	}
+	retrieve, err := tasks.NewRetrieveUser(cfg, client, stats)
+	if err != nil {
+		return nil, err
+	}
+	return []worker.UserClass{userClass{chat}, userClass{retrieve}}, nil
+}
+
+func runWorker(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("difyload worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		uf               userFlags
+		cfg              worker.Config
+		logLevel         string
+		err              error
+		connect, grace   time.Duration
+		masterTimeout    time.Duration
+		waitForNewMaster bool
+	)
+	uf.register(fs, env)
+	port, err := envInt(env, "LOCUST_MASTER_NODE_PORT", 5557)
+	if err != nil {
+		return err
+	}
+	fs.StringVar(&cfg.MasterHost, "master-host", envString(env, "LOCUST_MASTER_NODE_HOST", "127.0.0.1"), "Locust master host [env LOCUST_MASTER_NODE_HOST]")
+	fs.IntVar(&cfg.MasterPort, "master-port", port, "Locust master port [env LOCUST_MASTER_NODE_PORT]")
+	fs.StringVar(&cfg.NodeID, "node-id", envString(env, "DIFYLOAD_NODE_ID", ""), "worker node id (default hostname_uuid) [env DIFYLOAD_NODE_ID]")
+	fs.DurationVar(&connect, "connect-timeout", 5*time.Minute, "give up (exit 1) when the master has not answered for this long at start")
+	fs.DurationVar(&masterTimeout, "master-timeout", 5*time.Second, "re-register when a master that sends heartbeats goes quiet this long")
+	fs.DurationVar(&grace, "stop-grace", 5*time.Second, "on SIGTERM/SIGINT: time in-flight tasks get to finish before they are cancelled")
+	fs.BoolVar(&waitForNewMaster, "wait-for-new-master", envBool(env, "DIFYLOAD_WAIT_FOR_NEW_MASTER"), "on the master's quit, wait for a new master instead of exiting [env DIFYLOAD_WAIT_FOR_NEW_MASTER]")
+	fs.StringVar(&logLevel, "log-level", envString(env, "DIFYLOAD_LOG_LEVEL", "info"), "debug, info, warn or error [env DIFYLOAD_LOG_LEVEL]")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, logLevel)
+	if err != nil {
+		return err
+	}
+	stats := metrics.NewStats()
+	classes, err := buildClasses(&uf, stats)
+	if err != nil {
+		return err
+	}
+	cfg.ConnectTimeout = connect
+	cfg.MasterTimeout = masterTimeout
+	cfg.ShutdownGrace = grace
+	cfg.WaitForNewMaster = waitForNewMaster
+	cfg.Logger = logger
+	logger.Info("difyload worker starting",
+		"master", fmt.Sprintf("%s:%d", cfg.MasterHost, cfg.MasterPort),
+		"host_override", uf.host,
+		"simple_app_key", redact(uf.simpleKey), "complex_app_key", redact(uf.complexKey),
+		"dataset_key", redact(uf.datasetKey))
+	w, err := worker.New(cfg, classes, stats)
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
+}

@@ -1,0 +1,54 @@
+package tasks
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/difyload/difyload/difymock"
+)
+
+// TestLocustfileAgrees keeps locustfile.py and the Go users in step: the same mock keys,
+// the same row names, the same option names. Mixed fleets depend on it.
+func TestLocustfileAgrees(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile("../locustfile.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf := string(src)
+	consts := map[string]string{
+		"MOCK_SIMPLE_APP_KEY":  difymock.SimpleChatKey,
+		"MOCK_COMPLEX_APP_KEY": difymock.ComplexChatKey,
+		"MOCK_DATASET_KEY":     difymock.DatasetKey,
+		"MOCK_DATASET_ID":      difymock.DefaultDatasetID,
+		"NAME_CHAT":            NameChat,
+		"NAME_RETRIEVE":        NameRetrieve,
+		"RETRIEVE_QUERY":       DefaultRetrieveQuery,
+	}
+	for name, want := range consts {
+		m := regexp.MustCompile(`(?m)^` + name + ` = "([^"]*)"`).FindStringSubmatch(lf)
+		if m == nil || m[1] != want {
+			t.Errorf("locustfile.py %s = %v, want %q", name, m, want)
+		}
+	}
+	for _, q := range DefaultQueries() {
+		if !strings.Contains(lf, `"`+q+`"`) {
+			t.Errorf("locustfile.py lacks the query %q", q)
+		}
+	}
+	opts := OptionKeys()
+	for _, opt := range []string{opts.SimpleAppKey, opts.ComplexAppKey, opts.DatasetID, opts.DatasetKey} {
+		flag := "--" + strings.ReplaceAll(opt, "_", "-")
+		if !strings.Contains(lf, `"`+flag+`"`) {
+			t.Errorf("locustfile.py does not define %s (parsed option %s)", flag, opt)
+		}
+	}
+	for _, s := range []string{`"TTFB"`, `"Full Response"`, `"SSE"`, `"POST"`, `class ChatUser(`, `class RetrieveUser(`,
+		`between(1, 3)`, `between(2, 5)`, `"auto_generate_name": False`, `"hybrid_search"`, `"reranking_enable": False`} {
+		if !strings.Contains(lf, s) {
+			t.Errorf("locustfile.py lacks %s", s)
+		}
+	}
+}

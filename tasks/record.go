@@ -1,0 +1,102 @@
+package tasks
+
+import (
+	"errors"
+	"time"
+
+	"github.com/difyload/difyload/metrics"
+	"github.com/difyload/difyload/sse"
+)
+
+// failureName is the Locust failure text of err: the stream error's short stable name.
+func failureName(err error) string {
+	var se *sse.StreamError
+	if errors.As(err, &se) {
+		return se.Failure()
+	}
+	return "unexpected error"
+}
+
+// beforeHeaders reports whether a stream failure happened before usable response headers:
+// such a failure belongs to the POST row, not to the SSE rows.
+func beforeHeaders(err error, headers time.Time) bool {
+	var se *sse.StreamError
+	if errors.As(err, &se) {
+		switch se.Phase {
+		case sse.PhaseConnect, sse.PhaseStatus:
+			return true
+		}
+	}
+	return headers.IsZero()
+}
+
+func since(start, end time.Time) time.Duration {
+	if start.IsZero() {
+		return 0
+	}
+	if end.IsZero() {
+		end = time.Now()
+	}
+	return end.Sub(start)
+}
+
+func (c *Class) sseName(base, flow string) string {
+	if c.cfg.SplitFlows {
+		return base + " " + flow
+	}
+	return base
+}
+
+// recordStream turns one chat stream into samples; see the package doc for the rules.
+func (c *Class) recordStream(flow string, res *sse.Result, err error) {
+	if res == nil {
+		res = &sse.Result{}
+	}
+	now := time.Now()
+	if err != nil && sse.IsCancelled(err) {
+		if !res.Headers.IsZero() && res.StatusCode == 200 {
+			c.rec.Record(metrics.Sample{Method: MethodPOST, Name: NameChat, Duration: res.Headers.Sub(res.Start), Size: res.BytesRead, At: now})
+		}
+		return
+	}
+	if err != nil && beforeHeaders(err, res.Headers) {
+		end := res.Headers
+		if end.IsZero() {
+			end = now
+		}
+		c.rec.Record(metrics.Sample{Method: MethodPOST, Name: NameChat, Duration: since(res.Start, end), Size: res.BytesRead, Failure: failureName(err), At: now})
+		return
+	}
+	c.rec.Record(metrics.Sample{Method: MethodPOST, Name: NameChat, Duration: res.Headers.Sub(res.Start), Size: res.BytesRead, At: now})
+	ttfb := c.sseName(NameTTFB, flow)
+	full := c.sseName(NameFullResponse, flow)
+	if !res.FirstToken.IsZero() {
+		c.rec.Record(metrics.Sample{Method: MethodSSE, Name: ttfb, Duration: res.FirstToken.Sub(res.Start), At: now})
+	} else if err == nil {
+		c.rec.Record(metrics.Sample{Method: MethodSSE, Name: ttfb, NoTime: true, At: now})
+	}
+	if err != nil {
+		c.rec.Record(metrics.Sample{Method: MethodSSE, Name: full, Duration: since(res.Start, res.End), Failure: failureName(err), At: now})
+		return
+	}
+	tokens := int64(res.Chunks)
+	if res.Usage.Present {
+		tokens = res.Usage.CompletionTokens
+	}
+	c.rec.Record(metrics.Sample{Method: MethodSSE, Name: full, Duration: since(res.Start, res.End), Size: tokens, At: now})
+}
+
+func (c *Class) recordRetrieve(resp *sse.Response, err error) {
+	if resp == nil {
+		resp = &sse.Response{}
+	}
+	now := time.Now()
+	if err != nil && sse.IsCancelled(err) {
+		return
+	}
+	s := metrics.Sample{Method: MethodPOST, Name: NameRetrieve, Duration: since(resp.Start, resp.End), Size: resp.BytesRead, At: now}
+	if err != nil {
+		s.Failure = failureName(err)
+	}
+	c.rec.Record(s)
+}
