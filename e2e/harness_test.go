@@ -1,0 +1,448 @@
+//go:build goczmq
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/difyload/difyload/difymock"
+)
+
+// binary is the difyload binary built once for the package by TestMain.
+type env struct {
+	root    string // repository root
+	binary  string // difyload built with -tags goczmq
+	workDir string // bind-mounted into the locust-latest chroot: every master file lives here
+}
+
+func newEnv() (*env, error) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		return nil, err
+	}
+	// One stable directory for the whole run: locust-latest bind-mounts the caller's
+	// directory into its chroot, so one mount serves every test's subdirectory.
+	work := filepath.Join(os.TempDir(), "difyload-e2e")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(work, fmt.Sprintf("difyload-%d", os.Getpid()))
+	cmd := exec.Command("go", "build", "-tags", "goczmq", "-o", bin, "./cmd/difyload")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build difyload: %v\n%s", err, out)
+	}
+	return &env{root: root, binary: bin, workDir: work}, nil
+}
+
+// masterVersions are the masters every protocol test runs against.
+var masterVersions = []string{"2.12.1", "latest"}
+
+func (e *env) locustCommand(t *testing.T, version string) []string {
+	t.Helper()
+	switch version {
+	case "2.12.1":
+		p := os.Getenv("DIFYLOAD_LOCUST_2_12")
+		if p == "" {
+			p = "/usr/bin/locust"
+		}
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("Locust 2.12.1 not installed at %s (apt-get install python3-locust)", p)
+		}
+		return []string{p}
+	default:
+		p := os.Getenv("DIFYLOAD_LOCUST_LATEST")
+		if p == "" {
+			p = filepath.Join(e.root, "..", "shared", "tools", "locust-latest")
+		}
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("locust-latest wrapper not found at %s", p)
+		}
+		return []string{"bash", p}
+	}
+}
+
+// proc is a process a test started; it is stopped by PID at cleanup.
+type proc struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func start(t *testing.T, name, dir string, argv []string, extraEnv ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), extraEnv...)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &proc{cmd: cmd, out: out, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.stop(syscall.SIGTERM, 10*time.Second)
+		if t.Failed() {
+			t.Logf("--- output of %s:\n%s", name, tail(p.out.String(), 60))
+		}
+	})
+	return p
+}
+
+// stop signals the process group and waits, then kills it.
+func (p *proc) stop(sig syscall.Signal, wait time.Duration) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+	select {
+	case <-p.done:
+	case <-time.After(wait):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+func (p *proc) wait(t *testing.T, limit time.Duration) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(limit):
+		t.Fatalf("process %v did not exit within %s", p.cmd.Args, limit)
+	}
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(s, "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n")
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// waitFor polls cond until it holds or limit passes.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s", limit, what)
+}
+
+// mock is a `difyload mock` process.
+type mock struct {
+	*proc
+	URL string
+}
+
+func (e *env) startMock(t *testing.T, args ...string) *mock {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := start(t, "mock", e.workDir, append([]string{e.binary, "mock", "--addr", addr}, args...))
+	m := &mock{proc: p, URL: "http://" + addr}
+	waitFor(t, 10*time.Second, "the mock to listen", func() bool {
+		resp, err := http.Get(m.URL + "/_mock/stats?records=0")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return m
+}
+
+func (m *mock) truth(t *testing.T) difymock.Truth {
+	t.Helper()
+	resp, err := http.Get(m.URL + "/_mock/stats?records=0")
+	if err != nil {
+		t.Fatalf("mock stats: %v", err)
+	}
+	defer resp.Body.Close()
+	var tr difymock.Truth
+	if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil {
+		t.Fatalf("mock stats: %v", err)
+	}
+	return tr
+}
+
+// master is a Locust master process and its files.
+type master struct {
+	*proc
+	dir     string // absolute test directory (inside env.workDir)
+	rel     string // the same, relative to env.workDir
+	webPort int
+	port    int
+}
+
+type masterOpts struct {
+	version   string
+	headless  bool
+	users     int
+	rate      float64
+	runTime   string
+	expect    int
+	host      string
+	stopTO    int
+	extraArgs []string
+}
+
+func (e *env) startMaster(t *testing.T, o masterOpts) *master {
+	t.Helper()
+	argv := e.locustCommand(t, o.version)
+	dir, err := os.MkdirTemp(e.workDir, "m-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			os.RemoveAll(dir)
+		}
+	})
+	lf, err := os.ReadFile(filepath.Join(e.root, "locustfile.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "locustfile.py"), lf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rel, _ := filepath.Rel(e.workDir, dir)
+	m := &master{dir: dir, rel: rel, port: freePort(t), webPort: freePort(t)}
+	argv = append(argv, "-f", filepath.Join(rel, "locustfile.py"), "--master",
+		"--master-bind-host", "127.0.0.1", "--master-bind-port", strconv.Itoa(m.port),
+		"--web-host", "127.0.0.1", "--web-port", strconv.Itoa(m.webPort),
+		"--csv", filepath.Join(rel, "run"), "--loglevel", "INFO")
+	if o.host != "" {
+		argv = append(argv, "--host", o.host)
+	}
+	if o.stopTO > 0 {
+		argv = append(argv, "--stop-timeout", strconv.Itoa(o.stopTO))
+	}
+	if o.headless {
+		argv = append(argv, "--headless", "-u", strconv.Itoa(o.users), "-r", strconv.FormatFloat(o.rate, 'f', -1, 64),
+			"-t", o.runTime, "--expect-workers", strconv.Itoa(o.expect))
+	}
+	argv = append(argv, o.extraArgs...)
+	m.proc = start(t, "master "+o.version, e.workDir, argv)
+	return m
+}
+
+func (e *env) startWorker(t *testing.T, m *master, args ...string) *proc {
+	t.Helper()
+	argv := append([]string{e.binary, "worker", "--master-host", "127.0.0.1", "--master-port", strconv.Itoa(m.port), "--log-level", "debug"}, args...)
+	return start(t, "worker", e.workDir, argv)
+}
+
+// startPythonWorker runs locustfile.py on a Python worker of the same Locust version.
+func (e *env) startPythonWorker(t *testing.T, version string, m *master) *proc {
+	t.Helper()
+	argv := append(e.locustCommand(t, version), "-f", filepath.Join(m.rel, "locustfile.py"), "--worker",
+		"--master-host", "127.0.0.1", "--master-port", strconv.Itoa(m.port))
+	return start(t, "python worker", e.workDir, argv)
+}
+
+// csvRows reads a Locust CSV into maps keyed by the header.
+func csvRows(t *testing.T, path string) []map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(bufio.NewReader(f)).ReadAll()
+	if err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
+	var rows []map[string]string
+	for _, r := range recs[1:] {
+		row := map[string]string{}
+		for i, h := range recs[0] {
+			if i < len(r) {
+				row[h] = r[i]
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// statsRow finds the (Type, Name) row of a *_stats.csv.
+func statsRow(rows []map[string]string, typ, name string) map[string]string {
+	for _, r := range rows {
+		if r["Type"] == typ && r["Name"] == name {
+			return r
+		}
+	}
+	return nil
+}
+
+func atoi(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatalf("not an integer: %q", s)
+	}
+	return n
+}
+
+// failureCounts sums a *_failures.csv by error text. Masters before 2.28 show string
+// errors repr()'d ('text'); the quotes are stripped so both versions compare alike.
+func failureCounts(t *testing.T, path string) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	for _, r := range csvRows(t, path) {
+		msg := r["Error"]
+		if len(msg) >= 2 && (msg[0] == '\'' || msg[0] == '"') && msg[len(msg)-1] == msg[0] {
+			msg = msg[1 : len(msg)-1]
+		}
+		out[r["Method"]+" "+r["Name"]+": "+msg] += atoi(t, r["Occurrences"])
+	}
+	return out
+}
+
+// web is the master's web API.
+type web struct{ base string }
+
+func (m *master) web() web { return web{base: fmt.Sprintf("http://127.0.0.1:%d", m.webPort)} }
+
+func (w web) swarm(t *testing.T, users int, rate float64, host string) {
+	t.Helper()
+	form := url.Values{"user_count": {strconv.Itoa(users)}, "spawn_rate": {strconv.FormatFloat(rate, 'f', -1, 64)}}
+	if host != "" {
+		form.Set("host", host)
+	}
+	resp, err := http.PostForm(w.base+"/swarm", form)
+	if err != nil {
+		t.Fatalf("POST /swarm: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST /swarm: %d %s", resp.StatusCode, body)
+	}
+}
+
+func (w web) stop(t *testing.T) {
+	t.Helper()
+	resp, err := http.Get(w.base + "/stop")
+	if err != nil {
+		t.Fatalf("GET /stop: %v", err)
+	}
+	resp.Body.Close()
+}
+
+// uiStats is the part of /stats/requests the tests read.
+type uiStats struct {
+	State     string `json:"state"`
+	UserCount int    `json:"user_count"`
+	Stats     []struct {
+		Method      string `json:"method"`
+		Name        string `json:"name"`
+		NumRequests int64  `json:"num_requests"`
+		NumFailures int64  `json:"num_failures"`
+	} `json:"stats"`
+	Errors []struct {
+		Method      string `json:"method"`
+		Name        string `json:"name"`
+		Error       string `json:"error"`
+		Occurrences int64  `json:"occurrences"`
+	} `json:"errors"`
+	Workers []struct {
+		ID        string `json:"id"`
+		State     string `json:"state"`
+		UserCount int    `json:"user_count"`
+	} `json:"workers"`
+}
+
+func (w web) stats(t *testing.T) (uiStats, bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, w.base+"/stats/requests", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return uiStats{}, false
+	}
+	defer resp.Body.Close()
+	var s uiStats
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&s) != nil {
+		return uiStats{}, false
+	}
+	return s, true
+}
+
+func (s uiStats) row(method, name string) (req, fail int64) {
+	for _, r := range s.Stats {
+		if r.Method == method && r.Name == name {
+			return r.NumRequests, r.NumFailures
+		}
+	}
+	return 0, 0
+}
+
+func (m *mock) truthRecords(t *testing.T) []difymock.Record {
+	t.Helper()
+	resp, err := http.Get(m.URL + "/_mock/stats")
+	if err != nil {
+		t.Fatalf("mock stats: %v", err)
+	}
+	defer resp.Body.Close()
+	var tr difymock.Truth
+	if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil {
+		t.Fatalf("mock stats: %v", err)
+	}
+	return tr.Records
+}

@@ -1,0 +1,31 @@
+//go:build goczmq
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+var testEnv *env
+
+func TestMain(m *testing.M) {
+	e, err := newEnv()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	testEnv = e
+	code := m.Run()
+	os.Remove(e.binary)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: leaked goroutines:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
