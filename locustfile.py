@@ -858,6 +858,9 @@ _LLM_PAGE_212 = """{% extends "index.html" %}
     }).always(function () { setTimeout(refresh, 2000); });
   }
   refresh();
+  // /llm opens on the LLM tab (jQuery Tools tabs API of the 2.12.1 page).
+  var tabs = $("ul.tabs").data("tabs");
+  if (tabs) { tabs.click($("ul.tabs li").index($("a.llm-tab-link").parent())); }
 })();
 </script>
 {% endblock extended_script %}

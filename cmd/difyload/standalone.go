@@ -39,6 +39,7 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 	fs.SetOutput(stderr)
 	var (
 		uf                   userFlags
+		lf                   llmFlags
 		users                int
 		rate                 float64
 		runTime, csvPrefix   string
@@ -46,6 +47,7 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 		mockFaults, logLevel string
 	)
 	uf.register(fs, env)
+	lf.register(fs, env)
 	fs.IntVar(&users, "u", 10, "number of users (like locust -u)")
 	fs.IntVar(&users, "users", 10, "number of users")
 	fs.Float64Var(&rate, "r", 1, "users started per second (like locust -r)")
@@ -96,11 +98,12 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 		fmt.Fprintf(stdout, "embedded Dify mock on %s\n", uf.host)
 	}
 
-	stats := metrics.NewStats()
-	classes, err := buildClasses(&uf, stats)
+	wr, err := build(ctx, &uf, &lf, stderr)
 	if err != nil {
 		return err
 	}
+	defer wr.close()
+	stats, classes := wr.stats, wr.classes
 	var exMu sync.Mutex
 	exceptions := map[string]int{}
 	sched := worker.NewScheduler(classes, func(msg, _ string) {
@@ -160,6 +163,7 @@ loop:
 	if err := total.WriteTable(stdout); err != nil {
 		return err
 	}
+	writeLLMSummary(stdout, wr.llm)
 	exMu.Lock()
 	for msg, n := range exceptions {
 		fmt.Fprintf(stderr, "exception (%d×): %s\n", n, msg)
@@ -170,10 +174,7 @@ loop:
 			return err
 		}
 	}
-	if ctx.Err() != nil {
-		return nil // interrupted: the final table is printed, that is a clean stop
-	}
-	return nil
+	return wr.close()
 }
 
 func formatCounts(c map[string]int) string {

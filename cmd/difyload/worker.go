@@ -2,54 +2,21 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"time"
 
-	"github.com/difyload/difyload/metrics"
-	"github.com/difyload/difyload/tasks"
 	"github.com/difyload/difyload/worker"
 )
-
-// userClass adapts a tasks.Class to the worker's UserClass interface: tasks does not import
-// the worker, so main converts the worker's Env into the tasks' arguments.
-type userClass struct{ c *tasks.Class }
-
-var _ worker.UserClass = userClass{}
-
-func (u userClass) Name() string { return u.c.Name() }
-func (u userClass) Weight() int  { return u.c.Weight() }
-func (u userClass) NewUser(id int, env worker.Env) (worker.User, error) {
-	usr, err := u.c.NewUser(id, env.Host, env.ParsedOptions)
-	if err != nil {
-		return nil, err
-	}
-	return usr, nil
-}
-
-// buildClasses creates ChatUser and RetrieveUser sharing one client and one stats model.
-func buildClasses(uf *userFlags, stats *metrics.Stats) ([]worker.UserClass, error) {
-	client, cfg, err := uf.build()
-	if err != nil {
-		return nil, err
-	}
-	chat, err := tasks.NewChatUser(cfg, client, stats, nil)
-	if err != nil {
-		return nil, err
-	}
-	retrieve, err := tasks.NewRetrieveUser(cfg, client, stats)
-	if err != nil {
-		return nil, err
-	}
-	return []worker.UserClass{userClass{chat}, userClass{retrieve}}, nil
-}
 
 func runWorker(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("difyload worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
 		uf               userFlags
+		lf               llmFlags
 		cfg              worker.Config
 		logLevel         string
 		err              error
@@ -58,6 +25,7 @@ func runWorker(ctx context.Context, args []string, env lookupEnv, stdout, stderr
 		waitForNewMaster bool
 	)
 	uf.register(fs, env)
+	lf.register(fs, env)
 	port, err := envInt(env, "LOCUST_MASTER_NODE_PORT", 5557)
 	if err != nil {
 		return err
@@ -77,11 +45,12 @@ func runWorker(ctx context.Context, args []string, env lookupEnv, stdout, stderr
 	if err != nil {
 		return err
 	}
-	stats := metrics.NewStats()
-	classes, err := buildClasses(&uf, stats)
+	wr, err := build(ctx, &uf, &lf, stderr)
 	if err != nil {
 		return err
 	}
+	defer wr.close()
+	cfg.Messages = wr.llmMessages
 	cfg.ConnectTimeout = connect
 	cfg.MasterTimeout = masterTimeout
 	cfg.ShutdownGrace = grace
@@ -92,9 +61,9 @@ func runWorker(ctx context.Context, args []string, env lookupEnv, stdout, stderr
 		"host_override", uf.host,
 		"simple_app_key", redact(uf.simpleKey), "complex_app_key", redact(uf.complexKey),
 		"dataset_key", redact(uf.datasetKey))
-	w, err := worker.New(cfg, classes, stats)
+	w, err := worker.New(cfg, wr.classes, wr.stats)
 	if err != nil {
 		return err
 	}
-	return w.Run(ctx)
+	return errors.Join(w.Run(ctx), wr.close())
 }
