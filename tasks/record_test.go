@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/difyload/difyload/difymock"
 	"github.com/difyload/difyload/metrics"
 	"github.com/difyload/difyload/sse"
@@ -105,15 +108,7 @@ func TestRecordStreamRules(t *testing.T) {
 				}
 			}
 			sort.Strings(want)
-			got := rec.rows()
-			if len(got) != len(want) {
-				t.Fatalf("rows = %q, want %q", got, want)
-			}
-			for i := range got {
-				if got[i] != want[i] {
-					t.Fatalf("rows = %q, want %q", got, want)
-				}
-			}
+			assert.Equal(t, want, append([]string{}, rec.rows()...))
 		})
 	}
 }
@@ -136,9 +131,7 @@ func TestFullResponseSizeIsCompletionTokens(t *testing.T) {
 			sizes = append(sizes, s.Size)
 		}
 	}
-	if len(sizes) != 2 || sizes[0] != 4 || sizes[1] != 9 {
-		t.Fatalf("Full Response sizes = %v, want [4 9]", sizes)
-	}
+	assert.Equal(t, []int64{4, 9}, sizes, "Full Response size: chunk count without usage, completion tokens with it")
 }
 
 // TestAgainstMock runs both user classes with the real sse client against the mock over
@@ -164,13 +157,9 @@ func TestAgainstMock(t *testing.T) {
 	}
 	ctx := context.Background()
 	cu, err := chat.NewUser(1, srv.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ru, err := retr.NewUser(2, srv.URL+"/v1/", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	const n = 6
 	for i := 0; i < n; i++ {
 		if err := cu.RunTask(ctx); err != nil {
@@ -202,9 +191,7 @@ func TestAgainstMock(t *testing.T) {
 			}
 		}
 	}
-	if post != n || retrieve != n || ttfb != n || fullResp != n {
-		t.Fatalf("rows: POST %d, retrieve %d, TTFB %d, Full Response %d; want %d each", post, retrieve, ttfb, fullResp, n)
-	}
+	assert.Equal(t, [4]int{n, n, n, n}, [4]int{post, retrieve, ttfb, fullResp}, "rows POST, retrieve, TTFB, Full Response")
 }
 
 func TestKeyPrecedence(t *testing.T) {
@@ -212,9 +199,7 @@ func TestKeyPrecedence(t *testing.T) {
 	cfg := Config{SimpleAppKey: "app-flag", Defaults: Keys{SimpleAppKey: "app-default", ComplexAppKey: "app-default2", DatasetID: "d", DatasetKey: "dataset-default"}}
 	got := cfg.resolveKeys(map[string]any{"dify_simple_app_key": "app-master", "dify_complex_app_key": "app-master2", "dify_dataset_key": 7})
 	want := Keys{SimpleAppKey: "app-flag", ComplexAppKey: "app-master2", DatasetID: "d", DatasetKey: "dataset-default"}
-	if got != want {
-		t.Fatalf("keys = %+v, want %+v", got, want)
-	}
+	assert.Equal(t, want, got, "flags win over the master's options, which win over defaults; non-string options are ignored")
 }
 
 func TestParseWaitRangeAndWeights(t *testing.T) {
