@@ -110,11 +110,8 @@ def _connect_failure(exc):
 
 
 def _fmt_seconds(s):
-    # Go's time.Duration.String() for whole seconds and minutes: 60s -> "1m0s", 30s -> "30s".
-    s = int(s)
-    if s >= 60:
-        return f"{s // 60}m{s % 60}s"
-    return f"{s}s"
+    # Whole seconds, as the Go worker writes timeouts in failure names: 60 -> "60s".
+    return f"{int(s)}s"
 
 
 class _Stream:
@@ -133,6 +130,7 @@ class _Stream:
         self.saw_message_end = False
         self.chunk_times = []  # arrival of every non-empty answer chunk (LLM metrics)
         self.usage = {}  # message_end metadata.usage
+        self.message_id = None  # of the first answer chunk (per-request JSONL, benchmarks)
 
     def _events(self):
         buf = b""
@@ -192,6 +190,7 @@ class _Stream:
                         self.chunk_times.append(at)
                         if self.first_token is None:
                             self.first_token = at
+                            self.message_id = ev.get("message_id")
                 elif kind == "workflow_started":
                     self.saw_workflow = True
                 elif kind == "error":
@@ -229,6 +228,24 @@ class _Stream:
         if self.saw_message_end:
             return None  # EOF after message_end, workflow_finished never came
         return "stream ended before message_end"
+
+
+# Optional per-request log for benchmarks (bench/): with DIFYLOAD_PY_REQUESTS_JSONL=PATH every
+# successful chat stream appends {"message_id","start","first_token"} (unix seconds) to
+# PATH.<pid>; flushed when the buffer fills and when Locust quits.
+_REQUESTS_JSONL = {"path": __import__("os").environ.get("DIFYLOAD_PY_REQUESTS_JSONL", ""), "file": None}
+
+
+def _requests_jsonl(start, stream):
+    if not _REQUESTS_JSONL["path"] or stream.first_token is None:
+        return
+    f = _REQUESTS_JSONL["file"]
+    if f is None:
+        f = _REQUESTS_JSONL["file"] = open(f"{_REQUESTS_JSONL['path']}.{__import__('os').getpid()}", "a",
+                                           buffering=1 << 16, encoding="utf-8")
+        events.quitting.add_listener(lambda **_kw: f.flush())
+        events.test_stop.add_listener(lambda **_kw: f.flush())
+    f.write(json.dumps({"message_id": stream.message_id, "start": start, "first_token": stream.first_token}) + "\n")
 
 
 class _DifyUser(User):
@@ -305,6 +322,7 @@ class ChatUser(_DifyUser):
         tokens = stream.completion_tokens if stream.completion_tokens is not None else stream.chunks
         _fire(env, "SSE", full_name, start, end, size=tokens)
         _llm_observe(env, flow, start, stream, None)
+        _requests_jsonl(start, stream)
 
     @task
     def simple_chat_flow(self):

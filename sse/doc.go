@@ -81,8 +81,8 @@
 //	connect: connection refused          connect: dns lookup failed
 //	connect: tls handshake failed        connect: <short reason>
 //	connection reset during stream       read error: <short reason>
-//	timeout: no first token after 1m0s   timeout: no event for 30s
-//	timeout: stream longer than 5m0s     stream error: <dify code>
+//	timeout: no first token after 60s    timeout: no event for 30s
+//	timeout: stream longer than 300s     stream error: <dify code>
 //	workflow failed                      workflow stopped
 //	stream ended before message_end      malformed event JSON
 //	event too large                      invalid response: content-type <type>

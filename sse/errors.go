@@ -9,8 +9,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Phase names the step of a request at which a StreamError happened. Its values are stable and
@@ -165,9 +167,19 @@ func (t *timeoutCause) Error() string { return t.text }
 func (t *timeoutCause) Timeout() bool { return true }
 
 func newTimeoutCauses(cfg Config) (first, idle, stream *timeoutCause) {
-	return &timeoutCause{PhaseFirstTokenTimeout, "timeout: no first token after " + cfg.FirstTokenTimeout.String()},
-		&timeoutCause{PhaseIdleTimeout, "timeout: no event for " + cfg.IdleTimeout.String()},
-		&timeoutCause{PhaseStreamTimeout, "timeout: stream longer than " + cfg.StreamTimeout.String()}
+	return &timeoutCause{PhaseFirstTokenTimeout, "timeout: no first token after " + failureDuration(cfg.FirstTokenTimeout)},
+		&timeoutCause{PhaseIdleTimeout, "timeout: no event for " + failureDuration(cfg.IdleTimeout)},
+		&timeoutCause{PhaseStreamTimeout, "timeout: stream longer than " + failureDuration(cfg.StreamTimeout)}
+}
+
+// failureDuration writes a timeout for a failure name: whole seconds as "60s" or "300s"
+// (as locustfile.py writes them, so Go and Python failure rows merge), anything finer as
+// Go writes it ("1.5s", "250ms").
+func failureDuration(d time.Duration) string {
+	if d >= time.Second && d%time.Second == 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return d.String()
 }
 
 // ctxError classifies an error seen while the request context may have been cancelled. It

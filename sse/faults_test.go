@@ -594,7 +594,7 @@ func TestConfig(t *testing.T) {
 	}
 	c := NewClient(Config{})
 	if c.cfg.MaxEventSize != DefaultMaxEventSize || c.cfg.IdleTimeout != DefaultIdleTimeout ||
-		c.firstCause.Error() != "timeout: no first token after 1m0s" || c.streamCause.Error() != "timeout: stream longer than 5m0s" ||
+		c.firstCause.Error() != "timeout: no first token after 60s" || c.streamCause.Error() != "timeout: stream longer than 300s" ||
 		c.idleCause.Error() != "timeout: no event for 30s" {
 		t.Errorf("defaults: %+v", c.cfg)
 	}

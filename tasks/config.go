@@ -112,7 +112,8 @@ type Config struct {
 	// ChatUserWeight and RetrieveUserWeight are the class weights for standalone runs
 	// (the master does its own split); 0 → 1.
 	ChatUserWeight, RetrieveUserWeight int
-	// SplitFlows reports the SSE rows per flow: "TTFB SimpleChatFlow", …
+	// SplitFlows reports the SSE rows per flow: "TTFB SimpleChatFlow", … The master's
+	// --dify-split-flows turns it on too.
 	SplitFlows bool
 	// Header is added to every request (e.g. X-Mock-* knobs for the mock server).
 	Header http.Header
@@ -131,6 +132,9 @@ var optionKeys = Keys{
 	DatasetID:     "dify_dataset_id",
 	DatasetKey:    "dify_dataset_key",
 }
+
+// optionSplitFlows is locustfile.py's --dify-split-flows in parsed_options.
+const optionSplitFlows = "dify_split_flows"
 
 // OptionKeys returns the parsed_options keys that carry the Dify settings.
 func OptionKeys() Keys { return optionKeys }

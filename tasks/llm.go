@@ -46,7 +46,8 @@ func StreamSampleFrom(flow string, res *sse.Result, err error) metrics.StreamSam
 	if res == nil {
 		res = &sse.Result{}
 	}
-	s := metrics.StreamSample{Flow: flow, Failed: err != nil, Start: res.Start, End: res.End, Chunks: res.Chunks}
+	s := metrics.StreamSample{Flow: flow, Failed: err != nil, Start: res.Start, End: res.End, Chunks: res.Chunks,
+		MessageID: res.MessageID}
 	if s.Chunks == 0 {
 		s.Chunks = len(res.ChunkTimes)
 	}

@@ -40,15 +40,16 @@ func since(start, end time.Time) time.Duration {
 	return end.Sub(start)
 }
 
-func (c *Class) sseName(base, flow string) string {
-	if c.cfg.SplitFlows {
+func sseName(base, flow string, split bool) string {
+	if split {
 		return base + " " + flow
 	}
 	return base
 }
 
 // recordStream turns one chat stream into samples; see the package doc for the rules.
-func (c *Class) recordStream(flow string, res *sse.Result, err error) {
+// split names the SSE rows per flow.
+func (c *Class) recordStream(flow string, split bool, res *sse.Result, err error) {
 	if res == nil {
 		res = &sse.Result{}
 	}
@@ -68,8 +69,8 @@ func (c *Class) recordStream(flow string, res *sse.Result, err error) {
 		return
 	}
 	c.rec.Record(metrics.Sample{Method: MethodPOST, Name: NameChat, Duration: res.Headers.Sub(res.Start), Size: res.BytesRead, At: now})
-	ttfb := c.sseName(NameTTFB, flow)
-	full := c.sseName(NameFullResponse, flow)
+	ttfb := sseName(NameTTFB, flow, split)
+	full := sseName(NameFullResponse, flow, split)
 	if !res.FirstToken.IsZero() {
 		c.rec.Record(metrics.Sample{Method: MethodSSE, Name: ttfb, Duration: res.FirstToken.Sub(res.Start), At: now})
 	} else if err == nil {

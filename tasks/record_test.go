@@ -90,7 +90,7 @@ func TestRecordStreamRules(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cls.recordStream(FlowSimpleChat, tc.res, tc.err)
+			cls.recordStream(FlowSimpleChat, false, tc.res, tc.err)
 			want := tc.want
 			if want == nil && tc.err != nil {
 				var se *sse.StreamError
@@ -122,9 +122,9 @@ func TestFullResponseSizeIsCompletionTokens(t *testing.T) {
 	}
 	t0 := time.Now()
 	res := &sse.Result{StatusCode: 200, Start: t0, Headers: t0.Add(time.Millisecond), FirstToken: t0.Add(2 * time.Millisecond), End: t0.Add(3 * time.Millisecond), Chunks: 4}
-	cls.recordStream(FlowSimpleChat, res, nil) // no usage: chunk count
+	cls.recordStream(FlowSimpleChat, false, res, nil) // no usage: chunk count
 	res.Usage = sse.Usage{Present: true, CompletionTokens: 9}
-	cls.recordStream(FlowSimpleChat, res, nil)
+	cls.recordStream(FlowSimpleChat, false, res, nil)
 	var sizes []int64
 	for _, s := range rec.samples {
 		if s.Name == NameFullResponse {
@@ -192,6 +192,20 @@ func TestAgainstMock(t *testing.T) {
 		}
 	}
 	assert.Equal(t, [4]int{n, n, n, n}, [4]int{post, retrieve, ttfb, fullResp}, "rows POST, retrieve, TTFB, Full Response")
+}
+
+// The master's --dify-split-flows reaches Go users through parsed_options.
+func TestSplitFlowsFromMaster(t *testing.T) {
+	t.Parallel()
+	cls, err := NewChatUser(Config{Defaults: Keys{SimpleAppKey: "app-x"}}, fakeStreamer{}, &recorder{}, nil)
+	require.NoError(t, err)
+	plain, err := cls.NewUser(1, "http://127.0.0.1:1", nil)
+	require.NoError(t, err)
+	split, err := cls.NewUser(2, "http://127.0.0.1:1", map[string]any{"dify_split_flows": true})
+	require.NoError(t, err)
+	assert.False(t, plain.split)
+	assert.True(t, split.split)
+	assert.Equal(t, "TTFB ComplexChatFlow", sseName(NameTTFB, FlowComplexChat, true))
 }
 
 func TestKeyPrecedence(t *testing.T) {

@@ -94,6 +94,7 @@ type User struct {
 	rng   *mrand.Rand
 	wait  WaitRange
 	next  int // next query index
+	split bool
 	body  chatBody
 }
 
@@ -119,6 +120,7 @@ func (c *Class) NewUser(id int, host string, opts map[string]any) (*User, error)
 		user:  fmt.Sprintf("difyload-%s-%s-%d", c.runID, c.name, id),
 		rng:   mrand.New(mrand.NewPCG(uint64(id), uint64(time.Now().UnixNano()))),
 		next:  id,
+		split: c.cfg.SplitFlows || opts[optionSplitFlows] == true,
 	}
 	switch c.name {
 	case "ChatUser":
@@ -213,7 +215,7 @@ func (u *User) chat(ctx context.Context) error {
 		Body:   body,
 		Header: u.class.cfg.Header,
 	})
-	u.class.recordStream(flow, res, err)
+	u.class.recordStream(flow, u.split, res, err)
 	if u.class.observer != nil && !sse.IsCancelled(err) {
 		u.class.observer.ObserveStream(flow, res, err)
 	}
