@@ -44,11 +44,15 @@ log() { echo "images: $*" >&2; }
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 wanted() { case " $WANT " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
-[ "$(id -u)" = 0 ] || { log "needs root (debootstrap, chroot)"; exit 1; }
 docker info >/dev/null 2>&1 || { log "docker engine not reachable"; exit 1; }
-mkdir -p "$CACHE"
-exec 9>"$CACHE/.lock"
-flock 9 # one seeding at a time; a second caller waits, then finds the tags
+missing=""
+for t in $WANT; do have "$t" || missing="$missing $t"; done
+if [ -n "$missing" ]; then
+  [ "$(id -u)" = 0 ] || { log "to create$missing: needs root (debootstrap, chroot, mount)"; exit 1; }
+  mkdir -p "$CACHE"
+  exec 9>"$CACHE/.lock"
+  flock 9 # one seeding at a time; a second caller waits, then finds the tags
+fi
 
 need_host_pkg() {
   local missing=()
