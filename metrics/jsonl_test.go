@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ func TestJSONLWriter(t *testing.T) {
 	start := time.Unix(1_700_000_000, 0)
 	s := mockStream("SimpleChatFlow", start.Add(300*time.Millisecond), 200*time.Millisecond, 5*time.Millisecond, 3)
 	s.ServerLatency, s.HasServerLatency = 290*time.Millisecond, true
+	s.MessageID = "5ad4cb98-f0c7-4085-b384-88c403be6290"
 	w.Write("", s, "")
 	w.Write("ComplexChatFlow", StreamSample{Failed: true, Start: start, End: start.Add(time.Second), E2E: time.Second}, "HTTP 429 too_many_requests")
 	if buf.Len() != 0 {
@@ -40,7 +42,7 @@ func TestJSONLWriter(t *testing.T) {
 	ok := lines[0]
 	checks := map[string]any{"flow": "SimpleChatFlow", "ok": true, "failure": "", "ttft_ms": 200.0, "tpot_ms": 5.0,
 		"output_tokens": 3.0, "chunks": 3.0, "server_latency_ms": 290.0, "server_ttft_ms": nil, "tpot_from_chunks": false,
-		"start": 1_700_000_000.1, "end": 1_700_000_000.3}
+		"start": 1_700_000_000.1, "end": 1_700_000_000.3, "message_id": "5ad4cb98-f0c7-4085-b384-88c403be6290"}
 	for k, want := range checks {
 		if ok[k] != want {
 			t.Errorf("line 1 %s = %v, want %v", k, ok[k], want)
@@ -97,5 +99,77 @@ func TestJSONLWriterError(t *testing.T) {
 	w.Write("f", StreamSample{}, "")
 	if err := w.Close(); err == nil || w.Err() == nil {
 		t.Fatal("a write error must be reported")
+	}
+}
+
+// TestJSONLMatchesEncodingJSON checks the hand-written line encoder against encoding/json
+// (what the writer used before): same keys, same values, valid JSON for awkward strings.
+func TestJSONLMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	start := time.Unix(1_795_727_449, 599_590_123)
+	cases := []struct {
+		flow, failure string
+		s             StreamSample
+	}{
+		{"SimpleChatFlow", "", mockStream("SimpleChatFlow", start.Add(300*time.Millisecond), 200*time.Millisecond, 5*time.Millisecond, 20)},
+		{"", "stream error: \"quoted\" \\ back\nnew\x01line é", StreamSample{Flow: "F\tlow", Failed: true, Start: start, E2E: 7 * time.Nanosecond, MessageID: "m\"1"}},
+		{"x", "", StreamSample{TTFT: 1e15, HasTTFT: true, TPOT: 1, HasTPOT: true, Gaps: []time.Duration{1, 1e9, 123456789}}},
+	}
+	for _, c := range cases {
+		var buf bytes.Buffer
+		w := NewJSONLWriter(&buf)
+		w.Write(c.flow, c.s, c.failure)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		var got, want map[string]any
+		if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+			t.Fatalf("invalid line %q: %v", buf.String(), err)
+		}
+		flow := c.flow
+		if flow == "" {
+			flow = c.s.Flow
+		}
+		ms := func(d time.Duration, ok bool) any {
+			if !ok {
+				return nil
+			}
+			return float64(d) / float64(time.Millisecond)
+		}
+		unix := func(tm time.Time) any {
+			if tm.IsZero() {
+				return nil
+			}
+			return unixFloat(tm)
+		}
+		gaps := make([]float64, len(c.s.Gaps))
+		for i, g := range c.s.Gaps {
+			gaps[i] = float64(g) / float64(time.Millisecond)
+		}
+		ref, _ := json.Marshal(map[string]any{
+			"start": unix(c.s.Start), "end": unix(c.s.End), "flow": flow, "ok": !c.s.Failed, "failure": c.failure,
+			"ttft_ms": ms(c.s.TTFT, c.s.HasTTFT), "tpot_ms": ms(c.s.TPOT, c.s.HasTPOT), "tpot_from_chunks": c.s.TPOTFromChunks,
+			"e2e_ms": ms(c.s.E2E, !c.s.Start.IsZero() || c.s.E2E > 0), "output_tokens": c.s.OutputTokens, "chunks": c.s.Chunks,
+			"gaps_ms": gaps, "server_latency_ms": ms(c.s.ServerLatency, c.s.HasServerLatency),
+			"server_ttft_ms": ms(c.s.ServerTTFT, c.s.HasServerTTFT), "message_id": c.s.MessageID,
+		})
+		if err := json.Unmarshal(ref, &want); err != nil {
+			t.Fatal(err)
+		}
+		gb, _ := json.Marshal(got)
+		wb, _ := json.Marshal(want)
+		if !bytes.Equal(gb, wb) {
+			t.Errorf("line\n got %s\nwant %s", gb, wb)
+		}
+	}
+}
+
+func BenchmarkJSONLWrite(b *testing.B) {
+	w := NewJSONLWriter(io.Discard)
+	s := mockStream("SimpleChatFlow", time.Now(), 200*time.Millisecond, 5*time.Millisecond, 20)
+	s.MessageID = "5ad4cb98-f0c7-4085-b384-88c403be6290"
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		w.Write("", s, "")
 	}
 }

@@ -260,6 +260,9 @@ type StreamSample struct {
 	Start, End time.Time
 	// Chunks is the number of non-empty answer chunks.
 	Chunks int
+	// MessageID is Dify's message_id of the stream ("" if none arrived); JSONL only, for
+	// matching a stream with the server's own records.
+	MessageID string
 }
 
 // llmCounts are the additive stream counters.

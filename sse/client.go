@@ -556,7 +556,7 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 			}
 		case kindMessageEnd:
 			var me wireMessageEnd
-			if err := json.Unmarshal(ev.data, &me); err != nil {
+			if err := decodeMessageEnd(ev.data, &me); err != nil {
 				return c.malformed(rn, fmt.Errorf("sse: message_end: %w", err))
 			}
 			res.MessageID, res.ConversationID, res.TaskID = me.MessageID, me.ConversationID, me.TaskID
@@ -573,7 +573,7 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 			wfStarted = true
 		case kindWorkflowFinished:
 			var wf wireWorkflowFinished
-			if err := json.Unmarshal(ev.data, &wf); err != nil {
+			if err := decodeWorkflowFinished(ev.data, &wf); err != nil {
 				return c.malformed(rn, fmt.Errorf("sse: workflow_finished: %w", err))
 			}
 			res.WorkflowStatus = wf.Data.Status
