@@ -1,0 +1,648 @@
+#!/usr/bin/env python3
+"""difyload generator benchmark (driven by bench/run.sh; stdlib only, matplotlib for the chart).
+
+For each generator and shape: the mock runs alone on core MOCK_CPU, the generator on GEN_CPU
+(taskset), the Locust master (Python and difyload workers need one) on MOCK_CPU next to the
+mock (its CPU is measured and reported separately, never charged to the generator). Users are
+closed-loop (no wait), all streaming the mock's simple chatflow; every generator runs the same
+list of user counts (--users), so costs compare at equal concurrency.
+
+A sweep step: set the user count, let it settle, reset the mock's truth, read the CPU time
+(utime+stime, /proc/<pid>/stat) of generator, master and mock, sleep a fixed window, read them
+again and the mock's truth (completed streams and per-request records). After the sweep the generator's per-request JSONL (message_id, absolute first-token time) is
+joined with the mock's records: measurement error = generator first token - mock first-token
+send time (after Write+Flush), per request.
+
+Memory: RSS of the generator with N concurrent open streams ("hold" shape: first token after
+1 s, then one token every 2 s, so streams stay open and the mock stays light).
+
+Writes OUT/results.json, OUT/sweep.csv, OUT/rss.csv, OUT/summary.md and OUT/bench.png.
+"""
+
+import argparse
+import csv
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+SHAPES = {
+    # name: (ttft, token delay, tokens)
+    "fast": ("200ms", "5ms", 20),
+    "slow": ("1s", "50ms", 100),
+    "hold": ("1s", "2s", 100),
+}
+EVENTS_PER_STREAM_EXTRA = 7  # simple chatflow: workflow_started, 2 node_started, 2 node_finished, workflow_finished, message_end
+GENERATORS = ["floor", "difyload", "py-fast", "py-http"]
+LABELS = {"floor": "floor (net/http+bufio)", "difyload": "difyload worker",
+          "py-fast": "Python FastHttpUser", "py-http": "Python HttpUser (requests)"}
+
+
+def log(*a):
+    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def cpu_seconds(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            s = f.read()
+    except OSError:
+        return float("nan")
+    fields = s[s.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def core_ticks():
+    """Busy and total ticks per core from /proc/stat ({"0": (busy, total), ...})."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                name, *v = line.split()
+                v = [int(x) for x in v[:8]]
+                idle = v[3] + v[4]
+                out[name[3:]] = (sum(v) - idle, sum(v))
+    return out
+
+
+def rss_bytes(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def http(method, url, data=None, timeout=30):
+    body = urllib.parse.urlencode(data).encode() if isinstance(data, dict) else data
+    req = urllib.request.Request(url, data=body, method=method)
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.read()
+
+
+def wait_until(what, cond, limit):
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        try:
+            if cond():
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"timed out after {limit}s waiting for {what}")
+
+
+class Proc:
+    """A process this script started (own process group); stopped by its PID only."""
+
+    def __init__(self, name, argv, cwd, logdir, env=None):
+        self.name = name
+        self.logf = open(os.path.join(logdir, f"{name}.log"), "ab")
+        self.p = subprocess.Popen(argv, cwd=cwd, stdout=self.logf, stderr=subprocess.STDOUT,
+                                  env={**os.environ, **(env or {})}, start_new_session=True)
+        self.pid = self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self, wait=15):
+        if self.p.poll() is None:
+            try:
+                os.killpg(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(wait)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.pid, signal.SIGKILL)
+                self.p.wait()
+        self.logf.close()
+
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        self.work = a.work
+        os.makedirs(self.work, exist_ok=True)
+        for f in ("locustfile.py",):
+            shutil.copy(os.path.join(ROOT, f), self.work)
+        shutil.copy(os.path.join(HERE, "locustfile_bench.py"), self.work)
+        self.procs = []
+        self.mock = None
+        self.mock_url = None
+
+    # ---- processes -------------------------------------------------------------------
+    def start(self, name, argv, cpu, env=None):
+        p = Proc(name, ["taskset", "-c", str(cpu)] + argv, self.work, self.work, env)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p):
+        if p is not None:
+            p.stop()
+            if p in self.procs:
+                self.procs.remove(p)
+
+    def stop_all(self):
+        for p in list(reversed(self.procs)):
+            self.stop(p)
+
+    def start_mock(self, shape):
+        self.stop(self.mock)
+        ttft, delay, tokens = SHAPES[shape]
+        port = free_port()
+        self.mock = self.start(f"mock-{shape}", [self.a.difyload, "mock", "--addr", f"127.0.0.1:{port}", "--ttft", ttft,
+                                                 "--token-delay", delay, "--tokens", str(tokens)], self.a.mock_cpu)
+        self.mock_url = f"http://127.0.0.1:{port}"
+        wait_until("the mock", lambda: http("GET", self.mock_url + "/_mock/stats?records=0"), 15)
+
+    def truth(self, records=True):
+        return json.loads(http("GET", self.mock_url + "/_mock/stats" + ("" if records else "?records=0"), timeout=120))
+
+    def start_master(self, locustfile, user_class):
+        port, web = free_port(), free_port()
+        m = self.start(f"master-{user_class}", ["bash", self.a.locust_latest, "-f", locustfile, "--master",
+                                                "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                                                "--web-host", "127.0.0.1", "--web-port", str(web),
+                                                "--host", self.mock_url, "--loglevel", "WARNING", user_class],
+                       self.a.master_cpu)
+        m.port, m.web = port, f"http://127.0.0.1:{web}"
+        wait_until("the master's web UI", lambda: http("GET", m.web + "/stats/requests"), 60)
+        return m
+
+    # ---- generators ------------------------------------------------------------------
+    def gen_start(self, gen, shape, jsonl):
+        """Returns a handle with .pid (the measured process), .set_users(n, ramp), .finish()."""
+        a = self.a
+        h = type("Gen", (), {})()
+        h.gen, h.master, h.proc = gen, None, None
+        if gen == "floor":
+            h.steps = 0
+
+            def set_users(n, ramp):
+                if h.proc is not None:
+                    self.stop(h.proc)
+                h.steps += 1
+                h.proc = self.start(f"floor-{shape}-{h.steps}", [a.floor, "-url", self.mock_url, "-users", str(n),
+                                                                 "-ramp", f"{ramp}s", "-duration", "0",
+                                                                 "-out", f"{jsonl}.{h.steps}"], a.gen_cpu)
+                h.pid = h.proc.pid
+            h.set_users = set_users
+            h.files = lambda: [f"{jsonl}.{i}" for i in range(1, h.steps + 1)]
+            h.finish = lambda: self.stop(h.proc)
+            return h
+        if gen == "difyload":
+            h.master = self.start_master("locustfile.py", "ChatUser")
+            h.proc = self.start(f"difyload-{shape}", [a.difyload, "worker", "--master-port", str(h.master.port),
+                                                      "--chat-wait", "0", "--flow-weights", "SimpleChatFlow=1,ComplexChatFlow=0",
+                                                      "--requests-jsonl", jsonl, "--log-level", "warn"], a.gen_cpu)
+            h.files = lambda: [jsonl]
+        else:
+            cls = "FastBenchChatUser" if gen == "py-fast" else "BenchChatUser"
+            h.master = self.start_master("locustfile_bench.py", cls)
+            h.proc = self.start(f"{gen}-{shape}", ["bash", a.locust_latest, "-f", "locustfile_bench.py", "--worker",
+                                                   "--master-host", "127.0.0.1", "--master-port", str(h.master.port),
+                                                   "--loglevel", "WARNING"], a.gen_cpu,
+                                env={"DIFYLOAD_PY_REQUESTS_JSONL": jsonl})
+            h.files = lambda: [f for f in (os.path.join(self.work, x) for x in os.listdir(self.work))
+                               if f.startswith(jsonl + ".")]
+        h.pid = h.proc.pid
+
+        def workers():
+            return json.loads(http("GET", h.master.web + "/stats/requests")).get("workers", [])
+        wait_until("the worker to join", lambda: len(workers()) >= 1, 60)
+
+        def set_users(n, ramp):
+            http("POST", h.master.web + "/swarm", {"user_count": n, "spawn_rate": max(1, n / max(ramp, 0.5)),
+                                                   "host": self.mock_url})
+        h.set_users = set_users
+
+        def finish():
+            try:
+                http("GET", h.master.web + "/stop")
+            except Exception:
+                pass
+            time.sleep(2)
+            self.stop(h.proc)
+            self.stop(h.master)
+        h.finish = finish
+        return h
+
+    # ---- one sweep step --------------------------------------------------------------
+    def step(self, h, shape, users, ramp, settle, window):
+        h.set_users(users, ramp)
+        time.sleep(ramp + settle)
+        http("POST", self.mock_url + "/_mock/reset")
+        c0 = core_ticks()
+        g0, m0, k0, t0 = cpu_seconds(h.pid), cpu_seconds(h.master.pid) if h.master else 0, cpu_seconds(self.mock.pid), time.time()
+        rss_samples = []
+        end = t0 + window
+        while time.time() < end:
+            time.sleep(min(1, max(0, end - time.time())))
+            rss_samples.append(rss_bytes(h.pid))
+        g1, m1, k1, t1 = cpu_seconds(h.pid), cpu_seconds(h.master.pid) if h.master else 0, cpu_seconds(self.mock.pid), time.time()
+        c1 = core_ticks()
+
+        def busy(core):
+            b0, n0 = c0.get(core, (0, 0))
+            b1, n1 = c1.get(core, (0, 1))
+            return (b1 - b0) / max(1, n1 - n0)
+        tr = self.truth()
+        dt = t1 - t0
+        ok = [r for r in tr.get("records", []) if r.get("outcome") == "ok"]
+        counts = tr.get("counts", {}).get("chat-messages", {})
+        streams = counts.get("ok", 0)
+        events = sum(r.get("tokens", 0) + EVENTS_PER_STREAM_EXTRA for r in ok)
+        ttft_ns = parse_go_duration(SHAPES[shape][0])
+        late = [(r["first_token"] - r["received"] - ttft_ns) / 1e6 for r in ok if r.get("first_token")]
+        return {
+            "users": users, "window_s": dt, "cpu_s": g1 - g0, "cpu_frac": (g1 - g0) / dt,
+            "master_cpu_frac": (m1 - m0) / dt, "mock_cpu_frac": (k1 - k0) / dt,
+            # CPU of other processes (other jobs on this shared machine) on the two cores.
+            "foreign_gen_core": busy(self.a.gen_cpu) - (g1 - g0) / dt,
+            "foreign_mock_core": busy(self.a.mock_cpu) - (k1 - k0) / dt
+            - ((m1 - m0) / dt if self.a.master_cpu == self.a.mock_cpu else 0),
+            "streams": streams, "other_outcomes": {k: v for k, v in counts.items() if k != "ok"},
+            "events": events, "streams_per_s": streams / dt, "events_per_s": events / dt,
+            "cpu_per_1k_streams": (g1 - g0) / streams * 1000 if streams else None,
+            "cpu_per_100k_events": (g1 - g0) / events * 1e5 if events else None,
+            "rss_bytes": max(rss_samples) if rss_samples else rss_bytes(h.pid),
+            "mock_late_ms": pct(late), "mock_in_flight": tr.get("in_flight"),
+            "_mock_first_token": {r["message_id"]: r["first_token"] for r in ok if r.get("first_token")},
+        }
+
+    def sweep(self, gen, shape):
+        a = self.a
+        self.start_mock(shape)
+        jsonl = os.path.join(self.work, f"req-{gen}-{shape}.jsonl")
+        for f in os.listdir(self.work):
+            if f.startswith(os.path.basename(jsonl)):
+                os.remove(os.path.join(self.work, f))
+        h = self.gen_start(gen, shape, jsonl)
+        steps = []
+        try:
+            stream_s = parse_go_duration(SHAPES[shape][0]) / 1e9 + SHAPES[shape][2] * parse_go_duration(SHAPES[shape][1]) / 1e9
+            settle = stream_s + 2
+            for users in a.users[shape]:
+                s = self.step(h, shape, users, a.ramp, settle, a.window)
+                steps.append(s)
+                log(f"{gen}/{shape} users={users} cpu={s['cpu_frac']:.2f} master={s['master_cpu_frac']:.2f} "
+                    f"mock={s['mock_cpu_frac']:.2f} foreign={s['foreign_gen_core']:.2f}/{s['foreign_mock_core']:.2f} streams/s={s['streams_per_s']:.0f} "
+                    f"cpu/1k={fmt(s['cpu_per_1k_streams'])} mock_late_p99={fmt(s['mock_late_ms']['p99'])}")
+                if s["cpu_frac"] > 0.99:
+                    log(f"{gen}/{shape}: generator saturated; larger steps skipped")
+                    break
+                if not self.mock.alive() or not h.proc.alive():
+                    raise RuntimeError(f"{gen}/{shape}: a process died (logs in {self.work})")
+        finally:
+            h.finish()
+        gen_ft = read_jsonl(h.files())
+        for s in steps:
+            mft = s.pop("_mock_first_token")
+            pairs = [((gen_ft[mid] * 1e9 - ns) / 1e6, ns / 1e9) for mid, ns in mft.items() if mid in gen_ft]
+            errs = [e for e, _ in pairs]
+            s["matched"] = len(errs)
+            s["err_ms"] = pct(errs)
+            # The 20 largest errors with the mock's first-token time (unix s): are they clustered?
+            s["err_top"] = [[round(e, 3), round(t, 4)] for e, t in sorted(pairs, reverse=True)[:20]]
+        return steps
+
+    # ---- memory ----------------------------------------------------------------------
+    def rss(self, gen, counts):
+        a = self.a
+        self.start_mock("hold")
+        jsonl = os.path.join(self.work, f"req-{gen}-hold.jsonl")
+        h = self.gen_start(gen, "hold", jsonl)
+        out = []
+        try:
+            idle = rss_bytes(h.pid) if gen != "floor" else 0
+            for n in counts:
+                ramp = max(2.0, n / a.rss_rate)
+                h.set_users(n, ramp)
+                try:
+                    wait_until(f"{n} open streams", lambda: self.truth(False).get("in_flight", 0) >= n * 0.98,
+                               ramp + a.rss_wait)
+                except RuntimeError as e:
+                    log(f"{gen}: {e}")
+                time.sleep(3)
+                tr = self.truth(False)
+                r = {"users": n, "open_streams": tr.get("in_flight", 0), "rss_bytes": rss_bytes(h.pid),
+                     "idle_rss_bytes": idle, "cpu_frac_hint": None}
+                r["rss_per_stream_kib"] = r["rss_bytes"] / max(1, r["open_streams"]) / 1024
+                out.append(r)
+                log(f"{gen}/hold n={n} open={r['open_streams']} rss={r['rss_bytes'] / 2**20:.1f} MiB "
+                    f"({r['rss_per_stream_kib']:.1f} KiB/stream)")
+                if not h.proc.alive():
+                    break
+        finally:
+            h.finish()
+        return out
+
+
+def parse_go_duration(s):
+    for unit, mult in (("ms", 1e6), ("us", 1e3), ("ns", 1), ("s", 1e9), ("m", 60e9)):
+        if s.endswith(unit):
+            return int(float(s[:-len(unit)]) * mult)
+    raise ValueError(s)
+
+
+def read_jsonl(files):
+    ft = {}
+    for fn in files:
+        try:
+            f = open(fn, encoding="utf-8")
+        except OSError:
+            continue
+        with f:
+            for line in f:
+                try:
+                    d = json.loads(line)
+                except ValueError:
+                    continue
+                mid = d.get("message_id")
+                if not mid:
+                    continue
+                if "first_token" in d:
+                    ft[mid] = d["first_token"]
+                elif d.get("ttft_ms") is not None and d.get("start") is not None and d.get("ok"):
+                    ft[mid] = d["start"] + d["ttft_ms"] / 1000.0
+    return ft
+
+
+def pct(xs):
+    if not xs:
+        return {"n": 0, "p50": None, "p99": None, "max": None}
+    xs = sorted(xs)
+
+    def q(p):
+        return xs[min(len(xs) - 1, max(0, math.ceil(p * len(xs)) - 1))]
+    return {"n": len(xs), "p50": q(0.5), "p99": q(0.99), "max": xs[-1]}
+
+
+def fmt(v, d=2):
+    return "-" if v is None else f"{v:.{d}f}"
+
+
+ON_TIME_MS = 20  # a step counts as "mock on time" when the mock's first-token lateness p99 is at most this
+
+
+def on_time(x):
+    return x["streams"] and (x["mock_late_ms"]["p99"] or 0) <= ON_TIME_MS
+
+
+def at_load(steps, frac, tol=0.1):
+    """The step whose generator CPU is closest to frac of a core, or None if none is within tol."""
+    cand = [s for s in steps if s["streams"]]
+    if not cand:
+        return None
+    best = min(cand, key=lambda s: abs(s["cpu_frac"] - frac))
+    return best if abs(best["cpu_frac"] - frac) <= tol else None
+
+
+def not_reached(steps):
+    return f"not reached (max {max(s['cpu_frac'] for s in steps):.0%})"
+
+def summarize(res, a):
+    lines = []
+    fl = {}
+    for shape in a.shapes:
+        lines.append(f"\n### Shape `{shape}`: first token {SHAPES[shape][0]}, {SHAPES[shape][2]} tokens {SHAPES[shape][1]} apart\n")
+        lines.append("| generator | CPU-s / 1k streams (median, mock on time) | CPU-s / 100k events | x floor | streams/s @50% | events/s @50% "
+                     "| streams/s @90% | events/s @90% | err p50/p99 ms @50% | err p50/p99 ms @80% | err p50/p99 ms @90% "
+                     "| err p50/p99 ms @95% | mock late p99 ms (max step) | mock CPU (max) | master CPU (max) | foreign CPU gen/mock core (max) |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for gen in a.generators:
+            steps = res["sweep"].get(shape, {}).get(gen)
+            if not steps:
+                continue
+            good = [s for s in steps if s["cpu_per_1k_streams"] and on_time(s)]
+            c1k = statistics.median(s["cpu_per_1k_streams"] for s in good) if good else None
+            c100k = statistics.median(s["cpu_per_100k_events"] for s in good) if good else None
+            if gen == "floor":
+                fl[shape] = c1k
+            ratio = c1k / fl[shape] if c1k and fl.get(shape) else None
+            cells = [LABELS[gen], fmt(c1k, 3), fmt(c100k, 3), fmt(ratio)]
+            for frac in (0.5, 0.9):
+                s = at_load(steps, frac)
+                cells += [f"{s['streams_per_s']:.0f} ({s['cpu_frac']:.0%})", f"{s['events_per_s']:.0f}"] if s else [not_reached(steps), "-"]
+            for frac in (0.5, 0.8, 0.9, 0.95):
+                s = at_load(steps, frac, 0.075)
+                cells.append(f"{fmt(s['err_ms']['p50'])} / {fmt(s['err_ms']['p99'])} ({s['cpu_frac']:.0%})" if s else "-")
+            cells.append(fmt(max((s["mock_late_ms"]["p99"] or 0) for s in steps), 1))
+            cells.append(f"{max(s['mock_cpu_frac'] for s in steps):.0%}")
+            cells.append(f"{max(s['master_cpu_frac'] for s in steps):.0%}" if gen != "floor" else "-")
+            cells.append(f"{max(s.get('foreign_gen_core', 0) for s in steps):.0%} / {max(s.get('foreign_mock_core', 0) for s in steps):.0%}")
+            lines.append("| " + " | ".join(cells) + " |")
+        # Same-users ratios against the floor, on steps where the mock kept up (first-token lateness p99 <= 20 ms).
+        floor_steps = {x["users"]: x for x in res["sweep"].get(shape, {}).get("floor", []) if x["cpu_per_1k_streams"]}
+        lines.append("")
+        for gen in a.generators:
+            if gen == "floor":
+                continue
+            pairs = []
+            for x in res["sweep"].get(shape, {}).get(gen, []):
+                f = floor_steps.get(x["users"])
+                if f and x["cpu_per_1k_streams"] and on_time(f) and on_time(x):
+                    pairs.append((x["users"], x["cpu_per_1k_streams"] / f["cpu_per_1k_streams"]))
+            if pairs:
+                lines.append(f"- {LABELS[gen]}: CPU per stream / floor's at the same users (mock on time): "
+                             + ", ".join(f"{u} users {r:.2f}x" for u, r in pairs)
+                             + f"; median {statistics.median(r for _, r in pairs):.2f}x")
+    lines.append("\n### Every step\n")
+    lines.append("| shape | generator | users | gen CPU | streams/s | events/s | CPU-s/1k streams | err p50 / p99 ms (n) "
+                 "| mock late p50 / p99 ms | mock CPU | master CPU | foreign CPU gen / mock core |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for shape in a.shapes:
+        for gen in a.generators:
+            for x in res["sweep"].get(shape, {}).get(gen, []):
+                lines.append(f"| {shape} | {gen} | {x['users']} | {x['cpu_frac']:.0%} | {x['streams_per_s']:.0f} | {x['events_per_s']:.0f} "
+                             f"| {fmt(x['cpu_per_1k_streams'], 3)} | {fmt(x['err_ms']['p50'])} / {fmt(x['err_ms']['p99'])} ({x['err_ms']['n']}) "
+                             f"| {fmt(x['mock_late_ms']['p50'], 1)} / {fmt(x['mock_late_ms']['p99'], 1)} | {x['mock_cpu_frac']:.0%} "
+                             f"| {x['master_cpu_frac']:.0%} | {x.get('foreign_gen_core', 0):.0%} / {x.get('foreign_mock_core', 0):.0%} |")
+    if res.get("rss"):
+        lines.append("\n### RSS with N concurrent open streams (`hold` shape: first token 1 s, then a token every 2 s)\n")
+        counts = a.rss_counts
+        lines.append("| generator | " + " | ".join(f"N={n}: RSS MiB (KiB/stream)" for n in counts) + " | x floor at largest N |")
+        lines.append("|---|" + "---:|" * (len(counts) + 1))
+        floor_last = None
+        for gen in a.generators:
+            rows = {r["users"]: r for r in res["rss"].get(gen, [])}
+            if not rows:
+                continue
+            cells = [LABELS[gen]]
+            for n in counts:
+                r = rows.get(n)
+                cells.append(f"{r['rss_bytes'] / 2**20:.0f} ({r['rss_per_stream_kib']:.1f}; open {r['open_streams']})" if r else "-")
+            last = rows.get(counts[-1])
+            if gen == "floor" and last:
+                floor_last = last["rss_bytes"]
+            cells.append(fmt(last["rss_bytes"] / floor_last) if last and floor_last else "-")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(res, a):
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    with open(os.path.join(a.out, "sweep.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["shape", "generator", "users", "cpu_frac", "streams_per_s", "events_per_s", "cpu_per_1k_streams",
+                    "cpu_per_100k_events", "err_p50_ms", "err_p99_ms", "err_n", "mock_late_p50_ms", "mock_late_p99_ms",
+                    "mock_cpu_frac", "master_cpu_frac", "foreign_gen_core", "foreign_mock_core", "rss_bytes", "other_outcomes"])
+        for shape, gens in res["sweep"].items():
+            for gen, steps in gens.items():
+                for s in steps:
+                    w.writerow([shape, gen, s["users"], f"{s['cpu_frac']:.4f}", f"{s['streams_per_s']:.1f}",
+                                f"{s['events_per_s']:.0f}", fmt(s["cpu_per_1k_streams"], 4), fmt(s["cpu_per_100k_events"], 4),
+                                fmt(s["err_ms"]["p50"], 3), fmt(s["err_ms"]["p99"], 3), s["err_ms"]["n"],
+                                fmt(s["mock_late_ms"]["p50"], 3), fmt(s["mock_late_ms"]["p99"], 3),
+                                f"{s['mock_cpu_frac']:.4f}", f"{s['master_cpu_frac']:.4f}", f"{s['foreign_gen_core']:.3f}",
+                                f"{s['foreign_mock_core']:.3f}", s["rss_bytes"],
+                                json.dumps(s["other_outcomes"])])
+    with open(os.path.join(a.out, "rss.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["generator", "users", "open_streams", "rss_bytes", "rss_per_stream_kib"])
+        for gen, rows in res.get("rss", {}).items():
+            for r in rows:
+                w.writerow([gen, r["users"], r["open_streams"], r["rss_bytes"], f"{r['rss_per_stream_kib']:.2f}"])
+    md = summarize(res, a)
+    with open(os.path.join(a.out, "summary.md"), "w") as f:
+        f.write(md)
+    print(md)
+    chart(res, a)
+
+
+def chart(res, a):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib not installed (apt-get install python3-matplotlib): no chart")
+        return
+    shapes = [s for s in a.shapes if s in res["sweep"]]
+    if not shapes:
+        return
+    fig, axes = plt.subplots(2, len(shapes), figsize=(6.5 * len(shapes), 8), squeeze=False)
+    for j, shape in enumerate(shapes):
+        for gen in a.generators:
+            steps = sorted(res["sweep"][shape].get(gen, []), key=lambda s: s["users"])
+            steps = [s for s in steps if s["cpu_per_1k_streams"]]
+            if not steps:
+                continue
+            u = [s["users"] for s in steps]
+            axes[0][j].plot(u, [s["cpu_per_1k_streams"] for s in steps], marker="o", label=LABELS[gen])
+            axes[1][j].plot(u, [s["err_ms"]["p99"] or float("nan") for s in steps], marker="o", label=LABELS[gen] + " p99")
+            axes[1][j].plot(u, [s["err_ms"]["p50"] or float("nan") for s in steps], marker=".", linestyle=":",
+                            color=axes[1][j].lines[-1].get_color())
+            for s in steps:
+                axes[0][j].annotate(f"{s['cpu_frac']:.0%}", (s["users"], s["cpu_per_1k_streams"]), fontsize=7,
+                                    textcoords="offset points", xytext=(3, 3))
+        t, d, n = SHAPES[shape]
+        axes[0][j].set_title(f"{shape}: first token {t}, {n} tokens {d} apart (labels: CPU of 1 core)", fontsize=9)
+        axes[0][j].set_ylabel("CPU-seconds per 1,000 streams")
+        axes[1][j].set_ylabel("TTFB error vs mock send, ms (solid p99, dotted p50)")
+        axes[1][j].set_yscale("symlog", linthresh=1)
+        for ax in (axes[0][j], axes[1][j]):
+            ax.set_xlabel("concurrent users (closed loop)")
+            ax.set_xscale("log")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.set_ylim(bottom=0)
+        axes[0][j].legend(fontsize=8)
+    fig.suptitle("Load generators on one pinned core (mock on the other): cost and TTFB measurement error", fontsize=11)
+    fig.tight_layout()
+    path = os.path.join(a.out, "bench.png")
+    fig.savefig(path, dpi=110)
+    log("chart:", path)
+
+
+def _interrupt(*_):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the cleanup below must finish
+    raise KeyboardInterrupt
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--difyload", required=True)
+    ap.add_argument("--floor", required=True)
+    ap.add_argument("--locust-latest", default=os.path.join(ROOT, "..", "shared", "tools", "locust-latest"))
+    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--work", default="/tmp/difyload-bench")
+    ap.add_argument("--generators", default=",".join(GENERATORS))
+    ap.add_argument("--shapes", default="fast,slow")
+    ap.add_argument("--users", default="fast=50,150,300,450,700,1100;slow=300,1000,2000,3000,4500",
+                    help="user counts per shape: shape=n,n,...;shape=...")
+    ap.add_argument("--window", type=float, default=8)
+    ap.add_argument("--ramp", type=float, default=2)
+    ap.add_argument("--rss-counts", default="1000,10000,19500")
+    ap.add_argument("--rss-rate", type=float, default=2000, help="users started per second in the RSS runs")
+    ap.add_argument("--rss-wait", type=float, default=40)
+    ap.add_argument("--mock-cpu", default="0")
+    ap.add_argument("--gen-cpu", default="1")
+    ap.add_argument("--master-cpu", default="0")
+    ap.add_argument("--resummarize", metavar="DIR", help="re-render summary.md and bench.png from DIR/results.json, run nothing")
+    ap.add_argument("--smoke", action="store_true", help="tiny run for CI: floor and difyload, 1 shape, 2 steps, small RSS")
+    a = ap.parse_args()
+    a.generators = [g for g in a.generators.split(",") if g]
+    a.shapes = [s for s in a.shapes.split(",") if s]
+    a.users = {k: [int(x) for x in v.split(",") if x] for k, v in (p.split("=", 1) for p in a.users.split(";") if p)}
+    a.rss_counts = [int(x) for x in a.rss_counts.split(",") if x]
+    if a.smoke:
+        a.shapes, a.window, a.ramp = ["fast"], 2, 1
+        a.rss_counts, a.rss_wait = [50], 10
+        a.users = {"fast": [10, 40]}
+    if a.resummarize:
+        with open(os.path.join(a.resummarize, "results.json")) as f:
+            res = json.load(f)
+        for k in ("generators", "shapes", "rss_counts"):
+            setattr(a, k, res["args"][k])
+        a.generators = [g for g in GENERATORS if g in a.generators]
+        a.out = a.resummarize
+        write_outputs(res, a)
+        return
+    signal.signal(signal.SIGTERM, _interrupt)
+    b = Bench(a)
+    res = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "args": {k: v for k, v in vars(a).items()},
+           "machine": {"nproc": os.cpu_count(), "loadavg_start": os.getloadavg(), "uname": " ".join(os.uname())},
+           "sweep": {}, "rss": {}}
+    try:
+        for shape in a.shapes:
+            for gen in a.generators:
+                log(f"=== sweep {gen} / {shape}")
+                res["sweep"].setdefault(shape, {})[gen] = b.sweep(gen, shape)
+        if a.rss_counts:
+            for gen in a.generators:
+                log(f"=== rss {gen}")
+                res["rss"][gen] = b.rss(gen, a.rss_counts)
+    finally:
+        b.stop_all()
+        res["machine"]["loadavg_end"] = os.getloadavg()
+        write_outputs(res, a)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+// Package bench holds difyload's load-generator benchmark: bench/run.sh (which drives
+// bench.py), the reference "floor" client (bench/floor), the Python benchmark users
+// (locustfile_bench.py) and a smoke test that runs the benchmark in a tiny configuration.
+// See README.md in this directory for the method, the results and the commands.
+package bench

@@ -1,0 +1,93 @@
+//go:build goczmq
+
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs `bench/run.sh --smoke` (the floor client and the difyload worker behind a
+// Locust 2.46 master, one shape, two short steps, 50 open streams) so the benchmark cannot
+// rot. It checks that the run completed and produced its outputs; it asserts no timing.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the benchmark smoke run starts real processes; skipped with -short")
+	}
+	for _, tool := range []string{"taskset", "python3", "bash"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	latest, err := filepath.Abs("../../shared/tools/locust-latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := os.Getenv("DIFYLOAD_LOCUST_LATEST"); p != "" {
+		latest = p
+	}
+	if _, err := os.Stat(latest); err != nil {
+		t.Skipf("locust-latest wrapper not found at %s", latest)
+	}
+	out := t.TempDir()
+	gen := "1"
+	if runtime.NumCPU() < 2 {
+		gen = "0"
+	}
+	// A bound against a hung child, not a timing assertion.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "run.sh", "--smoke", "--out", out, "--work", "/tmp/difyload-bench/smoke",
+		"--generators", "floor,difyload", "--locust-latest", latest, "--gen-cpu", gen)
+	cmd.Env = append(os.Environ(), "DIFYLOAD_BENCH_BIN="+t.TempDir())
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench/run.sh --smoke: %v\n%s", err, b)
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatalf("no results.json: %v\n%s", err, b)
+	}
+	var res struct {
+		Sweep map[string]map[string][]struct {
+			Streams int64 `json:"streams"`
+			Matched int64 `json:"matched"`
+		} `json:"sweep"`
+		RSS map[string][]struct {
+			OpenStreams int64 `json:"open_streams"`
+			RSSBytes    int64 `json:"rss_bytes"`
+		} `json:"rss"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []string{"floor", "difyload"} {
+		steps := res.Sweep["fast"][g]
+		if len(steps) == 0 {
+			t.Errorf("%s: no sweep steps", g)
+			continue
+		}
+		var streams, matched int64
+		for _, s := range steps {
+			streams += s.Streams
+			matched += s.Matched
+		}
+		if streams == 0 || matched == 0 {
+			t.Errorf("%s: %d streams completed, %d matched with the mock's records; want > 0", g, streams, matched)
+		}
+		if r := res.RSS[g]; len(r) == 0 || r[0].RSSBytes == 0 || r[0].OpenStreams == 0 {
+			t.Errorf("%s: no RSS measurement: %+v", g, r)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(out, "summary.md"))
+	if err != nil || !strings.Contains(string(md), "difyload worker") {
+		t.Errorf("summary.md missing or without the difyload row: %v", err)
+	}
+}
