@@ -92,7 +92,8 @@
 //     start (Locust only rebalances with --enable-rebalancing).
 //
 // ConnectTimeout bounds only the first registration: with no ack at all
-// since Run started, Run returns an error. After the first ack the worker
+// since Run started, Run returns an error (meanwhile every retry of
+// client_ready logs "no answer from master yet; retrying" at info level). After the first ack the worker
 // waits for a master forever.
 //
 // reconnect (sent by a master after an undecodable frame): the socket is

@@ -225,6 +225,7 @@ func (l *loop) run(ctx context.Context) (err error) {
 	st := time.NewTicker(l.cfg.StatsInterval)
 	defer st.Stop()
 	l.connTimer = time.NewTimer(l.cfg.ConnectTimeout)
+	started := time.Now()
 	l.proc.cpuPercent(time.Now())
 	l.log.Info("connecting to master", "endpoint", l.ep.String())
 	l.startRegistering()
@@ -271,7 +272,14 @@ func (l *loop) run(ctx context.Context) (err error) {
 
 		case <-timerC(l.readyTimer):
 			if l.registering {
-				l.log.Debug("no ack yet, re-sending client_ready")
+				if l.everAcked {
+					l.log.Debug("no ack yet, re-sending client_ready")
+				} else {
+					// The first registration: say at the default level that the
+					// master is not there yet, and when the worker will give up.
+					l.log.Info("no answer from master yet; retrying", "endpoint", l.ep.String(),
+						"waited", time.Since(started).Round(time.Second), "connect_timeout", l.cfg.ConnectTimeout)
+				}
 				l.sendClientReady()
 				l.readyTimer.Reset(l.cfg.ReadyRetryInterval)
 			}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/difyload/difyload/metrics"
@@ -123,8 +124,16 @@ func build(ctx context.Context, uf *userFlags, lf *llmFlags, stderr io.Writer) (
 // serveMetrics serves the LLM histograms for Prometheus until stop is called.
 func serveMetrics(ctx context.Context, addr string, llm *metrics.LLM, stderr io.Writer) (stop func() error, err error) {
 	reg := prometheus.NewRegistry()
-	if err := reg.Register(metrics.NewLLMCollector(llm)); err != nil {
-		return nil, fmt.Errorf("--metrics-addr: %w", err)
+	// The Go and process collectors add go_goroutines, process_open_fds,
+	// process_resident_memory_bytes and friends: what a leak or a soak is watched by.
+	for _, c := range []prometheus.Collector{
+		metrics.NewLLMCollector(llm),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("--metrics-addr: %w", err)
+		}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
