@@ -52,16 +52,10 @@ type chat struct {
 func (c *chat) faultAfter() int { return min(3, c.set.tokens) }
 
 func (s *Server) serveChat(rq *req) {
-	key := rq.auth()
-	if key == "" {
-		return
-	}
-	a := appForKey(key)
+	a := rq.appAuth()
 	if a == nil {
-		rq.invalidToken()
 		return
 	}
-	rq.rec.App = a.name
 	if !rq.requireJSON() {
 		return
 	}

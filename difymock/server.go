@@ -248,6 +248,22 @@ func (rq *req) invalidToken() {
 	rq.fail(http.StatusUnauthorized, "unauthorized", "Access token is invalid")
 }
 
+// appAuth resolves an app key to its app and records it; it writes the 401 itself and
+// returns nil on failure (a missing header, a dataset key, an unknown key).
+func (rq *req) appAuth() *app {
+	key := rq.auth()
+	if key == "" {
+		return nil
+	}
+	a := appForKey(key)
+	if a == nil {
+		rq.invalidToken()
+		return nil
+	}
+	rq.rec.App = a.name
+	return a
+}
+
 // jsonBody enforces Content-Type application/json (415 otherwise).
 func (rq *req) requireJSON() bool {
 	ct := rq.r.Header.Get("Content-Type")
@@ -442,16 +458,10 @@ func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
 
 // serveParameters answers GET /v1/parameters for any app key.
 func (s *Server) serveParameters(rq *req) {
-	key := rq.auth()
-	if key == "" {
-		return
-	}
-	a := appForKey(key)
+	a := rq.appAuth()
 	if a == nil {
-		rq.invalidToken()
 		return
 	}
-	rq.rec.App = a.name
 	e := enc{b: make([]byte, 0, 1024)}
 	e.open().kstr("opening_statement", "").key("suggested_questions").emptyArr().
 		key("suggested_questions_after_answer").obj().kbool("enabled", false).close().

@@ -205,9 +205,21 @@ func (e *env) startMock(t *testing.T, args ...string) *mock {
 	return m
 }
 
+// truth is the mock's own count of what it served, without per-request records.
 func (m *mock) truth(t *testing.T) difymock.Truth {
 	t.Helper()
-	resp, err := http.Get(m.URL + "/_mock/stats?records=0")
+	return m.fetchTruth(t, "?records=0")
+}
+
+// truthRecords is the mock's per-request records.
+func (m *mock) truthRecords(t *testing.T) []difymock.Record {
+	t.Helper()
+	return m.fetchTruth(t, "").Records
+}
+
+func (m *mock) fetchTruth(t *testing.T, query string) difymock.Truth {
+	t.Helper()
+	resp, err := http.Get(m.URL + "/_mock/stats" + query)
 	if err != nil {
 		t.Fatalf("mock stats: %v", err)
 	}
@@ -431,18 +443,4 @@ func (s uiStats) row(method, name string) (req, fail int64) {
 		}
 	}
 	return 0, 0
-}
-
-func (m *mock) truthRecords(t *testing.T) []difymock.Record {
-	t.Helper()
-	resp, err := http.Get(m.URL + "/_mock/stats")
-	if err != nil {
-		t.Fatalf("mock stats: %v", err)
-	}
-	defer resp.Body.Close()
-	var tr difymock.Truth
-	if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil {
-		t.Fatalf("mock stats: %v", err)
-	}
-	return tr.Records
 }
