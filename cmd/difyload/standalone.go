@@ -118,35 +118,31 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 	defer cancelRun()
 	fmt.Fprintf(stdout, "difyload run: %d users, spawn rate %g/s, run time %s, target %s\n", users, rate, d, uf.host)
 
-	// The ramp and the live table share one loop, so no goroutine outlives the run.
-	envSpawn := worker.Env{Host: uf.host}
-	step := max(1, int(rate))
-	interval := time.Duration(float64(step) / rate * float64(time.Second))
-	nextSpawn := time.Now()
-	spawned := 0
+	// The scheduler ramps (like Locust's local runner) in a goroutine owned here; this loop
+	// prints the live table and reports when the ramp is done.
+	rampDone := make(chan error, 1)
+	go func() { rampDone <- sched.Ramp(runCtx, users, rate, worker.Env{Host: uf.host}) }()
+	defer func() {
+		cancelRun()
+		if rampDone != nil {
+			<-rampDone
+		}
+	}()
 	var printTick <-chan time.Time
 	if every > 0 {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		printTick = t.C
 	}
-	spawnTimer := time.NewTimer(0)
-	defer spawnTimer.Stop()
 loop:
 	for {
 		select {
 		case <-runCtx.Done():
 			break loop
-		case <-spawnTimer.C:
-			if spawned < users {
-				spawned = min(users, spawned+step)
-				sched.Apply(worker.SplitByWeight(classes, spawned), envSpawn)
-				if spawned == users {
-					fmt.Fprintf(stdout, "All users spawned: %s (%d total users)\n", formatCounts(sched.Counts()), users)
-				} else {
-					nextSpawn = nextSpawn.Add(interval)
-					spawnTimer.Reset(time.Until(nextSpawn))
-				}
+		case err := <-rampDone:
+			rampDone = nil
+			if err == nil {
+				fmt.Fprintf(stdout, "All users spawned: %s (%d total users)\n", formatCounts(sched.Counts()), users)
 			}
 		case <-printTick:
 			drain()
@@ -154,6 +150,10 @@ loop:
 				return err
 			}
 		}
+	}
+	if rampDone != nil { // the run ended during the ramp: let it return before stopping users
+		<-rampDone
+		rampDone = nil
 	}
 	fmt.Fprintln(stdout, "Run time limit reached, stopping users")
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), grace+5*time.Second)
