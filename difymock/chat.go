@@ -520,9 +520,7 @@ func (c *chat) streamTokens() (ok, stop bool) {
 			switch c.fault {
 			case fErrorEvent:
 				c.fired = true
-				e := c.begin("error", pError)
-				e.kstr("code", "completion_request_error").kint("status", 400).kstr("message", "[mock] Rate Limit Error: injected error_event")
-				c.send()
+				c.sendErrorEvent()
 				return false, false
 			case fWorkflowFailed:
 				c.fired = true
@@ -606,9 +604,7 @@ func (c *chat) streamTokens() (ok, stop bool) {
 			return false, false
 		case fErrorEvent:
 			c.fired = true
-			e := c.begin("error", pError)
-			e.kstr("code", "completion_request_error").kint("status", 400).kstr("message", "[mock] Rate Limit Error: injected error_event")
-			c.send()
+			c.sendErrorEvent()
 			return false, false
 		case fMalformedJSON:
 			c.fired = true
@@ -985,4 +981,12 @@ func (c *chat) serveBlocking() {
 	} else {
 		c.out = oOK
 	}
+}
+
+// sendErrorEvent writes the error_event fault's `error` event: an LLM failure
+// mid-stream, as Dify reports an InvokeError (completion_request_error, 400).
+func (c *chat) sendErrorEvent() {
+	e := c.begin("error", pError)
+	e.kstr("code", "completion_request_error").kint("status", 400).kstr("message", "[mock] Rate Limit Error: injected error_event")
+	c.send()
 }
