@@ -444,3 +444,12 @@ func (s uiStats) row(method, name string) (req, fail int64) {
 	}
 	return 0, 0
 }
+
+// waitOneReady waits until the master lists exactly one worker, in state ready.
+func (w web) waitOneReady(t *testing.T) {
+	t.Helper()
+	waitFor(t, 30*time.Second, "the worker to be ready", func() bool {
+		s, ok := w.stats(t)
+		return ok && len(s.Workers) == 1 && s.Workers[0].State == "ready"
+	})
+}

@@ -68,10 +68,7 @@ func TestPerClassSpawnAndRampDown(t *testing.T) {
 			m := e.startMaster(t, masterOpts{version: version, host: mk.URL, stopTO: 5})
 			e.startWorker(t, m, "--chat-wait", "0.05-0.1", "--retrieve-wait", "0.05-0.1")
 			w := m.web()
-			waitFor(t, 30*time.Second, "the worker to be ready", func() bool {
-				s, ok := w.stats(t)
-				return ok && len(s.Workers) == 1 && s.Workers[0].State == "ready"
-			})
+			w.waitOneReady(t)
 			for _, step := range []struct {
 				users        int
 				chat, retrie int

@@ -18,10 +18,7 @@ func TestWebUIStopStart(t *testing.T) {
 			m := e.startMaster(t, masterOpts{version: version, host: mk.URL, stopTO: 10})
 			e.startWorker(t, m, "--chat-wait", "0.05-0.1", "--retrieve-wait", "0.05-0.1")
 			w := m.web()
-			waitFor(t, 30*time.Second, "the worker to be ready", func() bool {
-				s, ok := w.stats(t)
-				return ok && len(s.Workers) == 1 && s.Workers[0].State == "ready"
-			})
+			w.waitOneReady(t)
 
 			// The master clears its stats at every new start, so each round is compared
 			// with what the mock served during that round.
