@@ -184,6 +184,8 @@ type Request struct {
 	Body []byte
 	// Header holds optional extra headers (they may override Content-Type and Accept).
 	Header http.Header
+	// Mode is the app mode; it picks the answer and terminal events. "" → chatflow.
+	Mode Mode
 }
 
 // Result is what Stream measured. All times come from time.Now and carry the monotonic

@@ -42,6 +42,10 @@ type Env struct {
 	// Host is the spawn's host ("" when the master sent nil, i.e. the
 	// class default applies).
 	Host string
+	// WorkerIndex is the index the master gave this worker in its ack
+	// (0, 1, …; -1 when unknown or stand-alone). Users use it to shard data
+	// and to make Dify user ids unique across workers.
+	WorkerIndex int
 	// ParsedOptions is the master's parsed_options, decoded from msgpack:
 	// string, int64, float64, bool, nil, []any, map[string]any and []byte
 	// values. nil in stand-alone mode unless the caller sets it.
@@ -100,6 +104,13 @@ type Config struct {
 	// locustfile receives them with runner.register_message(type, handler).
 	// Each Data must be msgpack encodable, like Extras' values.
 	Messages func(now time.Time) []Message
+	// OnMessage, if set, receives every message from the master whose type
+	// the protocol does not use itself: custom messages a master-side
+	// locustfile sends with runner.send_message, update_user_class and the
+	// spawning_complete broadcast. It runs on the loop's goroutine, in the
+	// order frames arrive (a message sent before a spawn is handled before
+	// it), so it must not block. data is the decoded msgpack value.
+	OnMessage func(typ string, data any)
 	// Extras, if set, returns extra keys merged into every stats payload.
 	// The five standard keys cannot be overridden. Values must be msgpack
 	// encodable (nil, bool, numbers, strings, slices, string-keyed maps).

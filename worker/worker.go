@@ -432,10 +432,13 @@ func (l *loop) handleFrame(frame []byte) (done bool, err error) {
 	case typeReconnect:
 		return false, l.reconnect()
 	default:
-		// Master heartbeat replies are handled above; spawning_complete
-		// (2.29+ broadcast), update_user_class (2.25+) and custom messages
-		// need nothing from this worker.
-		l.log.Debug("ignoring message", "type", msg.Type)
+		// spawning_complete (2.29+ broadcast), update_user_class (2.25+)
+		// and custom messages go to the embedder, if it asked for them.
+		if l.cfg.OnMessage == nil {
+			l.log.Debug("ignoring message", "type", msg.Type)
+			return false, nil
+		}
+		l.cfg.OnMessage(msg.Type, msg.Data)
 	}
 	return false, nil
 }
@@ -484,7 +487,7 @@ func (l *loop) handleSpawn(data any) {
 	l.stopTimeout = job.StopTimeout
 	l.stopTimeoutSet = job.StopTimeout > 0
 	l.sched.SetStopTimeout(job.StopTimeout)
-	l.sched.Apply(job.Targets, Env{Host: job.Host, ParsedOptions: job.ParsedOptions})
+	l.sched.Apply(job.Targets, Env{Host: job.Host, WorkerIndex: l.index, ParsedOptions: job.ParsedOptions})
 	counts := l.sched.Counts()
 	cc, sum := wireCounts(counts)
 	l.send(typeSpawningComplete, countsData{UserClassesCount: cc, UserCount: sum})

@@ -121,7 +121,7 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 	// The scheduler ramps (like Locust's local runner) in a goroutine owned here; this loop
 	// prints the live table and reports when the ramp is done.
 	rampDone := make(chan error, 1)
-	go func() { rampDone <- sched.Ramp(runCtx, users, rate, worker.Env{Host: uf.host}) }()
+	go func() { rampDone <- sched.Ramp(runCtx, users, rate, worker.Env{Host: uf.host, WorkerIndex: -1}) }()
 	defer func() {
 		cancelRun()
 		if rampDone != nil {
