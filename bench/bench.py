@@ -589,7 +589,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--difyload", required=True)
     ap.add_argument("--floor", required=True)
-    ap.add_argument("--locust-latest", default=os.path.join(ROOT, "..", "shared", "tools", "locust-latest"))
+    ap.add_argument("--locust-latest", default=os.environ.get("DIFYLOAD_LOCUST_LATEST") or os.path.join(ROOT, "scripts", "locust-latest.sh"))
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--work", default="/tmp/difyload-bench")
     ap.add_argument("--generators", default=",".join(GENERATORS))

@@ -105,6 +105,7 @@ func TestDockerFleet(t *testing.T) {
 		t.Skip("Docker engine without Compose (neither `docker compose` nor `docker-compose` works)")
 	}
 	begin := time.Now()
+	removeStale(ctx, t, compose)
 
 	// The base images: local stand-ins on a machine without a registry (idempotent).
 	out, err := run(ctx, 10*time.Minute, os.Environ(), "bash", "../scripts/images.sh")

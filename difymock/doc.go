@@ -5,7 +5,7 @@
 //
 // # Wire format
 //
-// Responses follow /work/shared/reference/dify-api.md byte for byte:
+// Responses follow Dify 1.13.3's service API byte for byte:
 //
 //   - every response carries X-Version: 1.13.3 and X-Env: PRODUCTION;
 //   - streams: 200, Content-Type "text/event-stream; charset=utf-8",
