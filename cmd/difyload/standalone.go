@@ -44,7 +44,8 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 		rate                 float64
 		runTime, csvPrefix   string
 		every, grace         time.Duration
-		mockFaults, logLevel string
+		mockFaults           string
+		logf                 logFlags
 	)
 	uf.register(fs, env)
 	lf.register(fs, env)
@@ -58,8 +59,9 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 	fs.DurationVar(&every, "print-every", 2*time.Second, "print the live stats table this often (0: only at the end)")
 	fs.DurationVar(&grace, "stop-timeout", 5*time.Second, "at the end, time in-flight tasks get to finish before they are cancelled")
 	fs.StringVar(&mockFaults, "mock-faults", "", "with the embedded mock (no --host): fault probabilities, e.g. 429=0.05,error_event=0.02")
-	fs.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
-	if err := parseFlags(fs, args); err != nil {
+	logf.register(fs, env, "WARNING")
+	names, err := parseFlagsAndClasses(fs, args)
+	if err != nil {
 		return err
 	}
 	d, err := parseRunTime(runTime)
@@ -69,9 +71,11 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 	if users < 0 || rate <= 0 || d <= 0 {
 		return errors.New("-u must be >= 0, -r and -t > 0")
 	}
-	if _, err := newLogger(stderr, logLevel); err != nil {
+	_, _, closeLog, err := logf.open(stderr)
+	if err != nil {
 		return err
 	}
+	defer closeLog()
 
 	// Without a target, run against the embedded mock on a loopback port.
 	if uf.host == "" {
@@ -103,7 +107,12 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 		return err
 	}
 	defer wr.close()
-	stats, classes := wr.stats, wr.classes
+	stats := wr.served
+	weights := map[string]int{"ChatUser": uf.chatWeight, "RetrieveUser": uf.retrieveWeight}
+	classes, err := selectClasses(wr.classes, names, weights)
+	if err != nil {
+		return err
+	}
 	var exMu sync.Mutex
 	exceptions := map[string]int{}
 	sched := worker.NewScheduler(classes, func(msg, _ string) {
