@@ -38,14 +38,14 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 	fs := flag.NewFlagSet("difyload run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		uf                   userFlags
-		lf                   llmFlags
-		users                int
-		rate                 float64
-		runTime, csvPrefix   string
-		every, grace         time.Duration
-		mockFaults           string
-		logf                 logFlags
+		uf                 userFlags
+		lf                 llmFlags
+		users              int
+		rate               float64
+		runTime, csvPrefix string
+		every, grace       time.Duration
+		mockFaults         string
+		logf               logFlags
 	)
 	uf.register(fs, env)
 	lf.register(fs, env)
