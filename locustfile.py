@@ -11,6 +11,10 @@ Rows (Type, Name):
   SSE  Full Response              time to the terminal event; size = completion tokens
   POST /v1/datasets/[id]/retrieve time to the whole JSON answer
 
+Aggregated (and the header's RPS, the Charts tab) counts the requests the target served: the
+SSE rows stay out of it except for their failures (difyload_parity.py; --dify-aggregate-all
+for the plain sum of every row).
+
 Works with Locust 2.12.1 (Debian bookworm) and 2.46.x.
 """
 
@@ -22,6 +26,8 @@ import uuid
 from locust import User, between, events, task  # first: Locust monkey-patches the stdlib
 
 import requests  # noqa: E402
+
+import difyload_parity  # noqa: E402,F401  Aggregated counts served requests; see its docstring
 
 # The Dify-compatible mock's built-in keys (difymock/doc.go); a real Dify needs real keys.
 MOCK_SIMPLE_APP_KEY = "app-mocksimplechatflow000000"

@@ -3,8 +3,10 @@ package deploy
 import (
 	"encoding/json"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -22,6 +24,18 @@ type composeService struct {
 	Ports       []string           `json:"ports"`
 	Networks    []string           `json:"networks"`
 	Container   string             `json:"container_name"`
+}
+
+// checkModuleVolumes: the Python modules locustfile.py imports (../difyload_*.py) are
+// mounted beside it.
+func checkModuleVolumes(t *testing.T, name string, volumes []string, dir string) {
+	t.Helper()
+	for _, m := range locustModules(t) {
+		want := "../../" + m + ":" + path.Join(dir, m) + ":ro"
+		if !slices.Contains(volumes, want) {
+			t.Errorf("%s: module %s is not mounted beside the locustfile (want volume %s)", name, m, want)
+		}
+	}
 }
 
 func loadCompose(t *testing.T) (map[string]composeService, map[string]any) {
@@ -87,6 +101,7 @@ func TestComposeFile(t *testing.T) {
 				if err != nil || src != want {
 					t.Errorf("%s: -f %s is mounted from %s, want the repository's locustfile.py", name, f, parts[0])
 				}
+				checkModuleVolumes(t, name, s.Volumes, path.Dir(f))
 				return
 			}
 		}

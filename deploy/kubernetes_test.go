@@ -846,11 +846,68 @@ func TestKubernetesInvariants(t *testing.T) {
 	}
 }
 
-// configMapYAML renders the locustfile ConfigMap: a literal block of the file's exact bytes.
-func configMapYAML(src []byte) ([]byte, error) {
-	text := string(src)
+// locustModules lists the Python modules beside locustfile.py that it imports
+// (difyload_*.py): they ship in the same ConfigMap and the same compose mounts.
+func locustModules(t *testing.T) []string {
+	t.Helper()
+	found, err := filepath.Glob(filepath.Join(filepath.Dir(locustfileRel), "difyload_*.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, 0, len(found))
+	for _, f := range found {
+		names = append(names, filepath.Base(f))
+	}
+	sort.Strings(names)
+	return names
+}
+
+// locustFiles is locustfile.py and its modules, by ConfigMap key.
+func locustFiles(t *testing.T) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
+	for _, name := range append([]string{"locustfile.py"}, locustModules(t)...) {
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(locustfileRel), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[name] = b
+	}
+	return files
+}
+
+// configMapYAML renders the ConfigMap holding files (key → content) verbatim.
+func configMapYAML(files map[string][]byte) ([]byte, error) {
+	var b strings.Builder
+	b.WriteString(`# GENERATED from ../../../locustfile.py and ../../../difyload_*.py — do not edit. The master
+# and the Python workers mount it at /mnt/locust. Regenerate after changing them:
+#   DIFYLOAD_UPDATE_MANIFESTS=1 go test ./deploy/ -run TestLocustfileConfigMap
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: difyload-locustfile
+  labels:
+    app.kubernetes.io/name: difyload
+data:
+`)
+	keys := make([]string, 0, len(files))
+	for k := range files {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := writeBlockScalar(&b, k, string(files[k])); err != nil {
+			return nil, err
+		}
+	}
+	return []byte(b.String()), nil
+}
+
+// writeBlockScalar writes "  key: |2…" and text, indented, so that YAML gives text back
+// byte for byte.
+func writeBlockScalar(b *strings.Builder, key, text string) error {
 	if strings.ContainsAny(text, "\t\r") {
-		return nil, errors.New("locustfile.py has tabs or CRs: a YAML block scalar cannot hold it verbatim")
+		return fmt.Errorf("%s has tabs or CRs: a YAML block scalar cannot hold it verbatim", key)
 	}
 	// An explicit indentation indicator (content 2 spaces deeper than the key) keeps lines
 	// that start with spaces verbatim; the chomping indicator keeps the trailing newlines.
@@ -861,18 +918,7 @@ func configMapYAML(src []byte) ([]byte, error) {
 	case strings.HasSuffix(text, "\n\n"):
 		chomp = "|2+"
 	}
-	var b strings.Builder
-	b.WriteString(`# GENERATED from ../../../locustfile.py — do not edit. The master and the Python workers
-# mount it at /mnt/locust. Regenerate after changing locustfile.py:
-#   DIFYLOAD_UPDATE_MANIFESTS=1 go test ./deploy/ -run TestLocustfileConfigMap
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: difyload-locustfile
-  labels:
-    app.kubernetes.io/name: difyload
-data:
-  locustfile.py: ` + chomp + "\n")
+	b.WriteString("  " + key + ": " + chomp + "\n")
 	lines := strings.SplitAfter(text, "\n")
 	if lines[len(lines)-1] == "" {
 		lines = lines[:len(lines)-1]
@@ -887,18 +933,15 @@ data:
 	if !strings.HasSuffix(text, "\n") {
 		b.WriteString("\n")
 	}
-	return []byte(b.String()), nil
+	return nil
 }
 
 func TestLocustfileConfigMap(t *testing.T) {
 	t.Parallel()
-	src, err := os.ReadFile(locustfileRel)
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := locustFiles(t)
 	file := filepath.Join(kubeDir, "base", "locustfile-configmap.yaml")
 	if os.Getenv("DIFYLOAD_UPDATE_MANIFESTS") == "1" {
-		out, err := configMapYAML(src)
+		out, err := configMapYAML(files)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -919,11 +962,18 @@ func TestLocustfileConfigMap(t *testing.T) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	if !reflect.DeepEqual(keys, []string{"locustfile.py"}) || len(cm.BinaryData) > 0 {
-		t.Fatalf("%s: want exactly the key locustfile.py, got %v", file, keys)
+	want := make([]string, 0, len(files))
+	for k := range files {
+		want = append(want, k)
 	}
-	if cm.Data["locustfile.py"] != string(src) {
-		t.Fatalf("%s differs from locustfile.py byte for byte: regenerate with DIFYLOAD_UPDATE_MANIFESTS=1 go test ./deploy/ -run TestLocustfileConfigMap", file)
+	sort.Strings(want)
+	if !reflect.DeepEqual(keys, want) || len(cm.BinaryData) > 0 {
+		t.Fatalf("%s: want exactly the keys %v (locustfile.py and its modules), got %v: regenerate with DIFYLOAD_UPDATE_MANIFESTS=1 go test ./deploy/ -run TestLocustfileConfigMap", file, want, keys)
+	}
+	for k, src := range files {
+		if cm.Data[k] != string(src) {
+			t.Fatalf("%s[%s] differs from ../%s byte for byte: regenerate with DIFYLOAD_UPDATE_MANIFESTS=1 go test ./deploy/ -run TestLocustfileConfigMap", file, k, k)
+		}
 	}
 }
 
@@ -941,7 +991,7 @@ func TestConfigMapYAMLRoundTrip(t *testing.T) {
 		"trailing spaces   \nkey: |\n  --- not a document\n",
 	}
 	for _, src := range tests {
-		out, err := configMapYAML([]byte(src))
+		out, err := configMapYAML(map[string][]byte{"locustfile.py": []byte(src), "difyload_x.py": []byte(src + "x")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -949,8 +999,12 @@ func TestConfigMapYAMLRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v\n%s", src, err, out)
 		}
-		if got := objs[0].obj.(*corev1.ConfigMap).Data["locustfile.py"]; got != src {
+		data := objs[0].obj.(*corev1.ConfigMap).Data
+		if got := data["locustfile.py"]; got != src {
 			t.Errorf("round trip of %q gave %q\n%s", src, got, out)
+		}
+		if got := data["difyload_x.py"]; got != src+"x" {
+			t.Errorf("round trip of a second key %q gave %q\n%s", src+"x", got, out)
 		}
 	}
 }
