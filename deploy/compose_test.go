@@ -6,7 +6,6 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
@@ -24,18 +23,6 @@ type composeService struct {
 	Ports       []string           `json:"ports"`
 	Networks    []string           `json:"networks"`
 	Container   string             `json:"container_name"`
-}
-
-// checkModuleVolumes: the Python modules locustfile.py imports (../difyload_*.py) are
-// mounted beside it.
-func checkModuleVolumes(t *testing.T, name string, volumes []string, dir string) {
-	t.Helper()
-	for _, m := range locustModules(t) {
-		want := "../../" + m + ":" + path.Join(dir, m) + ":ro"
-		if !slices.Contains(volumes, want) {
-			t.Errorf("%s: module %s is not mounted beside the locustfile (want volume %s)", name, m, want)
-		}
-	}
 }
 
 func loadCompose(t *testing.T) (map[string]composeService, map[string]any) {
@@ -101,12 +88,31 @@ func TestComposeFile(t *testing.T) {
 				if err != nil || src != want {
 					t.Errorf("%s: -f %s is mounted from %s, want the repository's locustfile.py", name, f, parts[0])
 				}
-				checkModuleVolumes(t, name, s.Volumes, path.Dir(f))
 				return
 			}
 		}
 		t.Errorf("%s: -f %q is not a mounted file", name, f)
 	}
+	// The modules locustfile.py imports must be mounted beside it.
+	checkModuleVolumes := func(name string, s composeService) {
+		f, _ := flagValue(s.Command, "-f")
+		mods, _ := filepath.Glob(filepath.Join(filepath.Dir(locustfileRel), "difyload_*.py"))
+		for _, m := range mods {
+			want, _ := filepath.Abs(m)
+			found := false
+			for _, v := range s.Volumes {
+				parts := strings.Split(v, ":")
+				src, err := filepath.Abs(filepath.Join("compose", parts[0]))
+				if len(parts) >= 2 && err == nil && src == want && parts[1] == path.Join(path.Dir(f), filepath.Base(m)) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("%s: %s is not mounted beside %s (locustfile.py imports it)", name, filepath.Base(m), f)
+			}
+		}
+	}
+	checkModuleVolumes("master", master)
 	checkLocustfileVolume("master", master)
 	if len(master.Ports) != 2 {
 		t.Errorf("master ports %v: want the web UI and the worker port", master.Ports)
@@ -163,6 +169,7 @@ func TestComposeFile(t *testing.T) {
 		t.Errorf("pyworker --master-port=%s, want %s", p, bind)
 	}
 	checkLocustfileVolume("pyworker", py)
+	checkModuleVolumes("pyworker", py)
 
 	// The mock listens on all interfaces of its container, where the master sends users.
 	addr := composeEnv(mock, "DIFYLOAD_MOCK_ADDR")

@@ -846,41 +846,37 @@ func TestKubernetesInvariants(t *testing.T) {
 	}
 }
 
-// locustModules lists the Python modules beside locustfile.py that it imports
-// (difyload_*.py): they ship in the same ConfigMap and the same compose mounts.
-func locustModules(t *testing.T) []string {
+// moduleFile is a Python module shipped beside locustfile.py (difyload_*.py), which it imports.
+type moduleFile struct {
+	name string
+	data []byte
+}
+
+// locustModules reads the difyload_*.py modules beside locustfile.py, sorted by name.
+func locustModules(t *testing.T) []moduleFile {
 	t.Helper()
-	found, err := filepath.Glob(filepath.Join(filepath.Dir(locustfileRel), "difyload_*.py"))
+	paths, err := filepath.Glob(filepath.Join(filepath.Dir(locustfileRel), "difyload_*.py"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := make([]string, 0, len(found))
-	for _, f := range found {
-		names = append(names, filepath.Base(f))
-	}
-	sort.Strings(names)
-	return names
-}
-
-// locustFiles is locustfile.py and its modules, by ConfigMap key.
-func locustFiles(t *testing.T) map[string][]byte {
-	t.Helper()
-	files := map[string][]byte{}
-	for _, name := range append([]string{"locustfile.py"}, locustModules(t)...) {
-		b, err := os.ReadFile(filepath.Join(filepath.Dir(locustfileRel), name))
+	sort.Strings(paths)
+	var out []moduleFile
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		files[name] = b
+		out = append(out, moduleFile{filepath.Base(p), b})
 	}
-	return files
+	return out
 }
 
-// configMapYAML renders the ConfigMap holding files (key → content) verbatim.
-func configMapYAML(files map[string][]byte) ([]byte, error) {
+// configMapYAML renders the locustfile ConfigMap: a literal block of each file's exact bytes,
+// locustfile.py first, then the modules it imports.
+func configMapYAML(src []byte, modules ...moduleFile) ([]byte, error) {
 	var b strings.Builder
-	b.WriteString(`# GENERATED from ../../../locustfile.py and ../../../difyload_*.py — do not edit. The master
-# and the Python workers mount it at /mnt/locust. Regenerate after changing them:
+	b.WriteString(`# GENERATED from ../../../locustfile.py (and ../../../difyload_*.py) — do not edit. The master
+# and the Python workers mount it at /mnt/locust. Regenerate after changing those files:
 #   DIFYLOAD_UPDATE_MANIFESTS=1 go test ./deploy/ -run TestLocustfileConfigMap
 apiVersion: v1
 kind: ConfigMap
@@ -890,22 +886,16 @@ metadata:
     app.kubernetes.io/name: difyload
 data:
 `)
-	keys := make([]string, 0, len(files))
-	for k := range files {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if err := writeBlockScalar(&b, k, string(files[k])); err != nil {
+	for _, f := range append([]moduleFile{{"locustfile.py", src}}, modules...) {
+		if err := blockScalar(&b, f.name, string(f.data)); err != nil {
 			return nil, err
 		}
 	}
 	return []byte(b.String()), nil
 }
 
-// writeBlockScalar writes "  key: |2…" and text, indented, so that YAML gives text back
-// byte for byte.
-func writeBlockScalar(b *strings.Builder, key, text string) error {
+// blockScalar writes `  key: |2…` and text verbatim as a YAML literal block.
+func blockScalar(b *strings.Builder, key, text string) error {
 	if strings.ContainsAny(text, "\t\r") {
 		return fmt.Errorf("%s has tabs or CRs: a YAML block scalar cannot hold it verbatim", key)
 	}
@@ -938,10 +928,14 @@ func writeBlockScalar(b *strings.Builder, key, text string) error {
 
 func TestLocustfileConfigMap(t *testing.T) {
 	t.Parallel()
-	files := locustFiles(t)
+	src, err := os.ReadFile(locustfileRel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	modules := locustModules(t)
 	file := filepath.Join(kubeDir, "base", "locustfile-configmap.yaml")
 	if os.Getenv("DIFYLOAD_UPDATE_MANIFESTS") == "1" {
-		out, err := configMapYAML(files)
+		out, err := configMapYAML(src, modules...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -962,17 +956,21 @@ func TestLocustfileConfigMap(t *testing.T) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	want := make([]string, 0, len(files))
-	for k := range files {
-		want = append(want, k)
+	want := map[string]string{"locustfile.py": string(src)}
+	for _, m := range modules {
+		want[m.name] = string(m.data)
 	}
-	sort.Strings(want)
-	if !reflect.DeepEqual(keys, want) || len(cm.BinaryData) > 0 {
-		t.Fatalf("%s: want exactly the keys %v (locustfile.py and its modules), got %v: regenerate with DIFYLOAD_UPDATE_MANIFESTS=1 go test ./deploy/ -run TestLocustfileConfigMap", file, want, keys)
+	wantKeys := make([]string, 0, len(want))
+	for k := range want {
+		wantKeys = append(wantKeys, k)
 	}
-	for k, src := range files {
-		if cm.Data[k] != string(src) {
-			t.Fatalf("%s[%s] differs from ../%s byte for byte: regenerate with DIFYLOAD_UPDATE_MANIFESTS=1 go test ./deploy/ -run TestLocustfileConfigMap", file, k, k)
+	sort.Strings(wantKeys)
+	if !reflect.DeepEqual(keys, wantKeys) || len(cm.BinaryData) > 0 {
+		t.Fatalf("%s: want exactly the keys %v, got %v", file, wantKeys, keys)
+	}
+	for k, v := range want {
+		if cm.Data[k] != v {
+			t.Fatalf("%s[%s] differs from %s byte for byte: regenerate with DIFYLOAD_UPDATE_MANIFESTS=1 go test ./deploy/ -run TestLocustfileConfigMap", file, k, k)
 		}
 	}
 }
@@ -991,7 +989,7 @@ func TestConfigMapYAMLRoundTrip(t *testing.T) {
 		"trailing spaces   \nkey: |\n  --- not a document\n",
 	}
 	for _, src := range tests {
-		out, err := configMapYAML(map[string][]byte{"locustfile.py": []byte(src), "difyload_x.py": []byte(src + "x")})
+		out, err := configMapYAML([]byte(src))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -999,12 +997,8 @@ func TestConfigMapYAMLRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v\n%s", src, err, out)
 		}
-		data := objs[0].obj.(*corev1.ConfigMap).Data
-		if got := data["locustfile.py"]; got != src {
+		if got := objs[0].obj.(*corev1.ConfigMap).Data["locustfile.py"]; got != src {
 			t.Errorf("round trip of %q gave %q\n%s", src, got, out)
-		}
-		if got := data["difyload_x.py"]; got != src+"x" {
-			t.Errorf("round trip of a second key %q gave %q\n%s", src+"x", got, out)
 		}
 	}
 }

@@ -249,14 +249,14 @@ func (e *env) startMaster(t *testing.T, o masterOpts) *master {
 			os.RemoveAll(dir)
 		}
 	})
-	// locustfile.py and the modules it imports (difyload_*.py) beside it.
-	modules, _ := filepath.Glob(filepath.Join(e.root, "difyload_*.py"))
-	for _, f := range append([]string{filepath.Join(e.root, "locustfile.py")}, modules...) {
-		b, err := os.ReadFile(f)
+	// locustfile.py and the modules it imports from beside it (difyload_*.py).
+	mods, _ := filepath.Glob(filepath.Join(e.root, "difyload_*.py"))
+	for _, src := range append([]string{filepath.Join(e.root, "locustfile.py")}, mods...) {
+		lf, err := os.ReadFile(src)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(src)), lf, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
