@@ -165,7 +165,7 @@ func TestParityLogsAndCustomMessages(t *testing.T) {
 				}
 				w := m.web()
 				waitFor(t, 60*time.Second, "the master's web UI", func() bool { _, ok := w.stats(t); return ok })
-				wk := e.startWorker(t, m, "--node-id", "logs-go", "--chat-wait", "0.05-0.1", "--retrieve-wait", "0.05-0.1", "-L", "INFO")
+				wk := e.startWorker(t, m, "--node-id", "logs-go", "--chat-wait", "0.05-0.1", "--retrieve-wait", "0.05-0.1", "--log-level", "info")
 				w.waitReady(t, 30*time.Second, "logs-go")
 				w.swarm(t, 2, 2, "")
 				if version == "latest" {
@@ -351,13 +351,14 @@ func TestParityStallAndTCPReset(t *testing.T) {
 }
 
 // Point 4: the master stops the test, then quits (--autoquit 1, shorter than the 5 s stop
-// timeout). A 3 s stream under way at the stop finishes and is counted: users still
-// finishing count as running, so the master waits for them before it quits.
+// timeout). A stream under way at the stop, with 3.6 s to go (more than one 3 s stats
+// interval), finishes and is counted: users still finishing count as running, so the
+// master waits for them before it quits.
 func TestParityStopThenQuit(t *testing.T) {
 	for _, version := range masterVersions {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
-			mk := e.startMock(t, "--ttft", "100ms", "--token-delay", "100ms", "--tokens", "29")
+			mk := e.startMock(t, "--ttft", "100ms", "--token-delay", "100ms", "--tokens", "45") // 4.6 s streams
 			m := e.startMaster(t, masterOpts{version: version, host: mk.URL, stopTO: 5, extraArgs: []string{
 				"--autostart", "--autoquit", "1", "-u", "1", "-r", "1", "-t", "1s", "--expect-workers", "1", "ChatUser"}})
 			e.startWorker(t, m, "--node-id", "slow-go", "--chat-wait", "0")
@@ -480,7 +481,7 @@ func TestParityCPUFigure(t *testing.T) {
 	wk := start(t, "worker", e.workDir, []string{e.binary, "worker", "--master-host", "127.0.0.1", "--master-port", strconv.Itoa(m.port),
 		"--node-id", "cpu-go", "--chat-wait", "0", "--retrieve-wait", "0"}, "GOMAXPROCS=2")
 	w.waitReady(t, 30*time.Second, "cpu-go")
-	w.swarm(t, 20, 20, "")
+	w.swarm(t, 60, 30, "")
 	time.Sleep(3 * time.Second)
 	var shown []float64
 	cpu0, t0 := procCPU(t, wk.cmd.Process.Pid), time.Now()
@@ -508,7 +509,7 @@ func TestParityCPUFigure(t *testing.T) {
 	}
 	mean /= float64(max(len(shown), 1))
 	t.Logf("worker CPU %.0f %% of one core; the master shows %.0f %% (samples %v)", perCore, mean, shown)
-	if perCore < 20 {
+	if perCore < 5 {
 		t.Fatalf("the worker used only %.0f %% of a core: too little load to judge", perCore)
 	}
 	if ratio := mean / (perCore / 2); ratio < 0.5 || ratio > 1.5 {
