@@ -275,3 +275,19 @@ func TestLogsOnlyToMastersThatShowLogs(t *testing.T) {
 		}
 	})
 }
+
+// The CPU figure is per usable core: 1.5 s of CPU in 1 s on 2 cores is 75 %, on 4 is 37.5 %.
+func TestCPUPercentPerUsableCore(t *testing.T) {
+	for cores, want := range map[int]float64{1: 150, 2: 75, 4: 37.5} {
+		var used time.Duration
+		p := procSampler{cores: cores, cpu: func() time.Duration { return used }}
+		t0 := time.Unix(1000, 0)
+		if v := p.cpuPercent(t0); v != 0 {
+			t.Fatalf("first sample %v, want 0", v)
+		}
+		used = 1500 * time.Millisecond
+		if got := p.cpuPercent(t0.Add(time.Second)); got != want {
+			t.Errorf("%d cores: %v %%, want %v %%", cores, got, want)
+		}
+	}
+}

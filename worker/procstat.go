@@ -21,7 +21,8 @@ import (
 type procSampler struct {
 	lastWall time.Time
 	lastCPU  time.Duration
-	cores    int // 0 → runtime.GOMAXPROCS(0)
+	cores    int                  // 0 → runtime.GOMAXPROCS(0)
+	cpu      func() time.Duration // nil → cpuTime (tests inject one)
 }
 
 // cpuTime is user + system CPU time of this process.
@@ -35,7 +36,11 @@ func cpuTime() time.Duration {
 
 // cpuPercent returns the CPU usage since the previous call (0 on the first).
 func (p *procSampler) cpuPercent(now time.Time) float64 {
-	cpu := cpuTime()
+	read := p.cpu
+	if read == nil {
+		read = cpuTime
+	}
+	cpu := read()
 	var pct float64
 	if !p.lastWall.IsZero() {
 		if wall := now.Sub(p.lastWall); wall > 0 {
