@@ -17,11 +17,12 @@ import (
 
 // headlessRun starts a mock (mockArgs), a headless master and one Go worker (workerArgs)
 // and waits for the master to quit; it returns the mock, the master's stats and failures.
-func headlessRun(t *testing.T, version string, users int, runTime string, mockArgs, workerArgs []string) (*mock, []map[string]string, map[string]int64) {
+func headlessRun(t *testing.T, version string, users int, runTime string, mockArgs, workerArgs []string, masterArgs ...string) (*mock, []map[string]string, map[string]int64) {
 	t.Helper()
 	e := testEnv
 	mk := e.startMock(t, mockArgs...)
-	m := e.startMaster(t, masterOpts{version: version, headless: true, users: users, rate: float64(users), runTime: runTime, expect: 1, host: mk.URL})
+	m := e.startMaster(t, masterOpts{version: version, headless: true, users: users, rate: float64(users), runTime: runTime, expect: 1, host: mk.URL,
+		extraArgs: masterArgs})
 	e.startWorker(t, m, append([]string{"--retrieve-wait", "0.5-1"}, workerArgs...)...)
 	limit, err := time.ParseDuration(runTime)
 	if err != nil {
@@ -153,9 +154,11 @@ func TestDify113QueuedRunIsSuccess(t *testing.T) {
 			t.Parallel()
 			// A run lasts 200 ms + 225 × 200 ms = 45.2 s; two users, one job worker: the
 			// second user's first run waits one whole run in the queue, in silence.
+			report := filepath.Join(reportDir(t, testEnv), "llm")
 			mk, rows, fails := headlessRun(t, version, 2, "95s",
 				[]string{"--job-workers", "1", "--ttft", "200ms", "--token-delay", "200ms", "--tokens", "226"},
-				[]string{"--chat-wait", "0", "--flow-weights", "SimpleChatFlow=1,ComplexChatFlow=0"})
+				[]string{"--chat-wait", "0", "--flow-weights", "SimpleChatFlow=1,ComplexChatFlow=0"},
+				"--llm-report", report)
 			onlyFailures(t, fails, map[string]int64{})
 			r := statsRow(rows, "SSE", "TTFB")
 			if r == nil {
@@ -177,6 +180,12 @@ func TestDify113QueuedRunIsSuccess(t *testing.T) {
 			}
 			if queued == 0 {
 				t.Errorf("the mock shows no successful run that queued ≥ 44 s")
+			}
+			// The LLM data shows the wait as time to first event (TTFE), beside TTFT.
+			llm, _ := readReport(t, report)
+			ttfe, ttft := llm.Metrics["ttfe"], llm.Metrics["ttft"]
+			if ttfe.Count < 2 || ttfe.Max == nil || *ttfe.Max < 44000 || ttft.Max == nil || *ttft.Max < *ttfe.Max {
+				t.Errorf("LLM report ttfe %+v ttft %+v: want a TTFE max ≈ 45 s, below the TTFT max", ttfe, ttft)
 			}
 		})
 	}
