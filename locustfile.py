@@ -90,7 +90,10 @@ def _http_failure(resp):
     code = ""
     try:
         body = resp.raw.read(65536, decode_content=True) if resp.raw else b""
-        code = json.loads(body or b"{}").get("code") or ""
+        err = json.loads(body or b"{}")
+        code = err.get("code") or ""
+        if code == "invalid_param" and str(err.get("message", "")).startswith("Too many requests."):
+            code = "too_many_requests"  # Dify's app concurrency limit comes as a 400 (sse/doc.go)
     except Exception:  # a non-JSON error body has no code
         code = ""
     return f"HTTP {resp.status_code} {code}".strip()
@@ -198,6 +201,8 @@ class _Stream:
                     self.saw_workflow = True
                 elif kind == "error":
                     return f"stream error: {ev.get('code') or 'unknown'}"
+                elif kind == "workflow_paused":
+                    return "workflow paused"
                 elif kind == "workflow_finished":
                     status = (ev.get("data") or {}).get("status")
                     if status == "failed":
@@ -228,8 +233,8 @@ class _Stream:
             if "timed out" in repr(e):
                 return f"timeout: no event for {_fmt_seconds(IDLE_TIMEOUT)}"
             return "connection reset during stream"
-        if self.saw_message_end:
-            return None  # EOF after message_end, workflow_finished never came
+        if self.saw_message_end or self.saw_workflow_finished:
+            return None  # EOF after one terminal event (Dify 1.13.0's relay cuts message_end)
         return "stream ended before message_end"
 
 
