@@ -17,12 +17,13 @@ import (
 
 // headlessRun starts a mock (mockArgs), a headless master and one Go worker (workerArgs)
 // and waits for the master to quit; it returns the mock, the master's stats and failures.
+// Only ChatUser runs (the chat cases; RetrieveUser would take half the users).
 func headlessRun(t *testing.T, version string, users int, runTime string, mockArgs, workerArgs []string, masterArgs ...string) (*mock, []map[string]string, map[string]int64) {
 	t.Helper()
 	e := testEnv
 	mk := e.startMock(t, mockArgs...)
 	m := e.startMaster(t, masterOpts{version: version, headless: true, users: users, rate: float64(users), runTime: runTime, expect: 1, host: mk.URL,
-		extraArgs: masterArgs})
+		extraArgs: append(masterArgs, "ChatUser")})
 	e.startWorker(t, m, append([]string{"--retrieve-wait", "0.5-1"}, workerArgs...)...)
 	limit, err := time.ParseDuration(runTime)
 	if err != nil {
