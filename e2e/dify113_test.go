@@ -5,6 +5,7 @@ package e2e
 import (
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,19 +20,25 @@ import (
 // and waits for the master to quit; it returns the mock, the master's stats and failures.
 // Only ChatUser runs (the chat cases; RetrieveUser would take half the users).
 func headlessRun(t *testing.T, version string, users int, runTime string, mockArgs, workerArgs []string, masterArgs ...string) (*mock, []map[string]string, map[string]int64) {
+	mk, rows, fails, _ := headlessRunWorker(t, version, users, runTime, mockArgs, workerArgs, masterArgs...)
+	return mk, rows, fails
+}
+
+// headlessRunWorker is headlessRun that also returns the worker process (for its log).
+func headlessRunWorker(t *testing.T, version string, users int, runTime string, mockArgs, workerArgs []string, masterArgs ...string) (*mock, []map[string]string, map[string]int64, *proc) {
 	t.Helper()
 	e := testEnv
 	mk := e.startMock(t, mockArgs...)
 	m := e.startMaster(t, masterOpts{version: version, headless: true, users: users, rate: float64(users), runTime: runTime, expect: 1, host: mk.URL,
 		extraArgs: append(masterArgs, "ChatUser")})
-	e.startWorker(t, m, append([]string{"--retrieve-wait", "0.5-1"}, workerArgs...)...)
+	w := e.startWorker(t, m, append([]string{"--retrieve-wait", "0.5-1"}, workerArgs...)...)
 	limit, err := time.ParseDuration(runTime)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.wait(t, limit+90*time.Second)
 	mk.waitIdle(t, 30*time.Second)
-	return mk, csvRows(t, filepath.Join(m.dir, "run_stats.csv")), failureCounts(t, filepath.Join(m.dir, "run_failures.csv"))
+	return mk, csvRows(t, filepath.Join(m.dir, "run_stats.csv")), failureCounts(t, filepath.Join(m.dir, "run_failures.csv")), w
 }
 
 func csvRowCounts(t *testing.T, rows []map[string]string, typ, name string) (requests, failures int64) {
@@ -90,7 +97,7 @@ func TestDify113SilentSetupAndPause(t *testing.T) {
 		t.Run(version, func(t *testing.T) {
 			t.Parallel()
 			const users = 4
-			mk, rows, fails := headlessRun(t, version, users, "10s",
+			mk, rows, fails, w := headlessRunWorker(t, version, users, "10s",
 				[]string{"--ttft", "30ms", "--token-delay", "5ms", "--tokens", "5"},
 				[]string{"--chat-wait", "0.05-0.2", "--first-token-timeout", "2s", "--idle-timeout", "1s",
 					"--simple-app-key", difymock.RequiredInputsChatKey, "--complex-app-key", difymock.HumanInputChatKey})
@@ -117,6 +124,10 @@ func TestDify113SilentSetupAndPause(t *testing.T) {
 			}
 			if _, fail := csvRowCounts(t, rows, "POST", "/v1/chat-messages"); fail != 0 {
 				t.Errorf("POST row has %d failures: the 200s are not HTTP errors", fail)
+			}
+			// The worker's log points at the likely cause.
+			if log := w.out.String(); !strings.Contains(log, "check the app's required inputs") {
+				t.Errorf("the worker logged no hint about required inputs:\n%s", tail(log, 20))
 			}
 		})
 	}
