@@ -102,9 +102,10 @@
 //     new master, and the worker re-registers at once (this is what catches a restarted
 //     2.12.1 master, and a restarted 2.46 master within a second).
 //
-// --reset-stats: a spawn whose parsed_options have reset_stats drops what was recorded and
-// not yet reported (and the custom messages of that interval), and so does a 2.29+
-// master's spawning_complete broadcast, which comes when the master resets.
+// --reset-stats: a spawn whose parsed_options have reset_stats drops the stats recorded and
+// not yet reported, and so does a 2.29+ master's spawning_complete broadcast, which comes
+// when the master resets (custom messages are kept, as the master keeps what its
+// locustfile aggregated).
 //
 // ConnectTimeout bounds only the first registration: with no ack at all
 // since Run started, Run returns an error (meanwhile every retry of

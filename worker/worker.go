@@ -656,12 +656,11 @@ func (l *loop) checkMasterTimeout(now time.Time) {
 	}
 }
 
-// discardStats drops what has not been reported yet (stats and the custom
-// messages that go with them), as Python's stats.reset_all does.
+// discardStats drops the stats not reported yet, as Python's stats.reset_all
+// does. Custom messages (the LLM payload) are kept: a master's reset of its
+// request stats does not reset what a locustfile aggregates from them.
 func (l *loop) discardStats(why string) {
-	now := time.Now()
-	rep := l.w.stats.Drain(now)
-	_ = l.messages(now)
+	rep := l.w.stats.Drain(time.Now())
 	l.log.Info("stats reset", "why", why, "dropped_requests", rep.Total.NumRequests)
 }
 
