@@ -70,9 +70,14 @@ fi
 exec 8>"$root.mount.lock"
 flock 8
 mountpoint -q "$root/proc" || mount -t proc proc "$root/proc"
-mkdir -p "$root$PWD"
-mountpoint -q "$root$PWD" || mount --bind "$PWD" "$root$PWD"
+dir=$PWD
+if [ "$*" = "--version" ] || [ "$dir" = / ]; then
+  dir=/ # nothing to share (and never bind the host's / over the chroot)
+else
+  mkdir -p "$root$dir"
+  mountpoint -q "$root$dir" || mount --bind "$dir" "$root$dir"
+fi
 exec 8>&-
 
 args=$(printf ' %q' "$@")
-exec chroot "$root" /bin/sh -c "cd $(printf %q "$PWD") && exec locust$args"
+exec chroot "$root" /bin/sh -c "cd $(printf %q "$dir") && exec locust$args"

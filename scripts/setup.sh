@@ -22,7 +22,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 latest="${DIFYLOAD_LOCUST_LATEST:-$here/scripts/locust-latest.sh}"
-if ! out=$(cd /tmp && bash "$latest" --version 2>&1); then
+if ! out=$(bash "$latest" --version 2>&1); then
   echo "setup: $latest --version failed:" >&2
   echo "$out" >&2
   exit 1
