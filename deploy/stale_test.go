@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"regexp"
 	"sort"
@@ -116,5 +117,46 @@ func TestStalePIDOf(t *testing.T) {
 		if _, got := stalePIDOf(c.re, c.name, alive); got != c.stale {
 			t.Errorf("%s: stale %v, want %v", c.name, got, c.stale)
 		}
+	}
+}
+
+// TestRemoveStale plants what an interrupted run leaves (a compose network of project
+// difyloadt<dead pid>… and a test image tag) and checks that removeStale takes both away
+// and leaves a live project's alone.
+func TestRemoveStale(t *testing.T) {
+	if testing.Short() || os.Getenv("DIFYLOAD_DOCKER_TESTS") == "0" {
+		t.Skip("Docker test (-short or DIFYLOAD_DOCKER_TESTS=0)")
+	}
+	ctx := context.Background()
+	if out, err := run(ctx, 30*time.Second, nil, "docker", "info", "--format", "{{.ServerVersion}}"); err != nil {
+		t.Skipf("no usable Docker engine: %v %s", err, tail(out, 3))
+	}
+	compose := composeCommand(ctx)
+	if compose == nil {
+		t.Skip("Docker engine without Compose")
+	}
+	dead := 4194000 // above any pid_max default: never a live process
+	for processAlive(dead) {
+		dead++
+	}
+	project := fmt.Sprintf("difyloadt%dl246", dead)
+	live := fmt.Sprintf("difyloadt%dl246", os.Getpid())
+	for _, p := range []string{project, live} {
+		if out, err := run(ctx, time.Minute, nil, "docker", "network", "create", "--label", "com.docker.compose.project="+p,
+			"--label", "com.docker.compose.network=difyload", p+"_difyload"); err != nil {
+			t.Fatalf("docker network create: %v %s", err, out)
+		}
+	}
+	t.Cleanup(func() { _, _ = run(ctx, time.Minute, nil, "docker", "network", "rm", live+"_difyload") })
+	image := fmt.Sprintf("difyload/difyload:test-%d", dead)
+	if out, err := run(ctx, time.Minute, nil, "docker", "tag", "debian:bookworm-slim", image); err != nil {
+		t.Skipf("no debian:bookworm-slim to tag (scripts/images.sh makes it): %v %s", err, out)
+	}
+	removeStale(ctx, t, compose)
+	if out, _ := run(ctx, time.Minute, nil, "docker", "network", "ls", "--format", "{{.Name}}"); strings.Contains(out, project) || !strings.Contains(out, live) {
+		t.Errorf("networks after removeStale:\n%s\nwant %s gone and %s kept", out, project, live)
+	}
+	if out, _ := run(ctx, time.Minute, nil, "docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"); strings.Contains(out, image) {
+		t.Errorf("image %s left after removeStale", image)
 	}
 }
