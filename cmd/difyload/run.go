@@ -23,8 +23,8 @@ func exitCode(err error) int {
 const usageText = `difyload: load-test Dify LLM apps from Go workers of a Locust master.
 
 Usage:
-  difyload worker [flags]   join a Locust master and run ChatUser/RetrieveUser
-  difyload run [flags]      standalone run (no master); without --host it starts the mock
+  difyload worker [flags] [Class …]   join a Locust master and run ChatUser/RetrieveUser
+  difyload run [flags] [Class …]      standalone run (no master); without --host it starts the mock
   difyload mock [flags]     serve the Dify-compatible mock API
   difyload version
 
