@@ -111,3 +111,12 @@ func (r *logRing) Lines() []string {
 	defer r.mu.Unlock()
 	return append([]string(nil), r.lines...)
 }
+
+// newLogger is a plain logger at level on w (no --logfile, no ring), for helpers and tests.
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	l, err := parseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l, ReplaceAttr: levelNames})), nil
+}
