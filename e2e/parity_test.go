@@ -532,15 +532,17 @@ func procCPU(t *testing.T, pid int) time.Duration {
 }
 
 // Point 9: the master's worker index reaches the users: the Dify user ids of two workers
-// carry "-w0-" and "-w1-".
+// carry "-w0-" and "-w1-". Only ChatUser runs (retrievals carry no Dify user), so both
+// workers get chat users.
 func TestParityWorkerIndex(t *testing.T) {
 	for _, version := range masterVersions {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
-			m := e.startMaster(t, masterOpts{version: version, headless: true, users: 4, rate: 4, runTime: "4s", expect: 2, host: mk.URL})
+			m := e.startMaster(t, masterOpts{version: version, headless: true, users: 4, rate: 4, runTime: "4s", expect: 2, host: mk.URL,
+				extraArgs: []string{"ChatUser"}})
 			for range 2 {
-				e.startWorker(t, m, "--chat-wait", "0.05-0.1", "--retrieve-wait", "0.05-0.1")
+				e.startWorker(t, m, "--chat-wait", "0.05-0.1")
 			}
 			m.wait(t, 60*time.Second)
 			seen := map[string]bool{}
