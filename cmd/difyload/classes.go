@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -67,4 +68,20 @@ func selectClasses(classes []worker.UserClass, names []string, weights map[strin
 		return nil, errors.New("no user class left to run (every selected class has weight 0)")
 	}
 	return out, nil
+}
+
+// keepNamed keeps the classes named on the command line (all when none are), without
+// complaining about names that are absent: for class sets that change at run time (a
+// workload the master sends), where a missing name means "none of those here".
+func keepNamed(classes []worker.UserClass, names []string) []worker.UserClass {
+	if len(names) == 0 {
+		return classes
+	}
+	var out []worker.UserClass
+	for _, c := range classes {
+		if slices.Contains(names, c.Name()) {
+			out = append(out, c)
+		}
+	}
+	return out
 }

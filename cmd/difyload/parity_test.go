@@ -181,3 +181,15 @@ func newTestFlagSet() *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	return fs
 }
+
+func TestKeepNamed(t *testing.T) {
+	t.Parallel()
+	all := []worker.UserClass{namedClass("ChatUser"), namedClass("RetrieveUser"), namedClass("WorkflowUser")}
+	if got := keepNamed(all, nil); len(got) != 3 {
+		t.Fatalf("no names: %d classes", len(got))
+	}
+	got := keepNamed(all, []string{"WorkflowUser", "Absent", "ChatUser"})
+	if len(got) != 2 || got[0].Name() != "ChatUser" || got[1].Name() != "WorkflowUser" {
+		t.Fatalf("got %v", got)
+	}
+}
