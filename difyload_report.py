@@ -131,7 +131,7 @@ def locust_tables(env):
             except Exception:
                 return None
         return {"type": e.method or "", "name": e.name, "requests": e.num_requests, "failures": e.num_failures,
-                "median_ms": e.median_response_time if e.num_requests else None,
+                "median_ms": round(e.median_response_time, 2) if e.num_requests else None,
                 "avg_ms": round(e.avg_response_time, 2) if e.num_requests else None,
                 "min_ms": round(e.min_response_time, 2) if e.num_requests and e.min_response_time is not None else None,
                 "max_ms": round(e.max_response_time, 2) if e.num_requests else None,
@@ -146,11 +146,22 @@ def locust_tables(env):
             "last_request": stats.last_request_timestamp}
 
 
+def _locust_version(locust):
+    v = getattr(locust, "__version__", "") or ""
+    if not v:
+        try:
+            from importlib.metadata import version  # noqa: PLC0415
+            v = version("locust")
+        except Exception:
+            v = ""
+    return str(v)
+
+
 def build(env, llm_summary, series, capacity, live=False):
     """The report's JSON object."""
     import locust  # noqa: PLC0415 (only on the master)
     runner = getattr(env, "runner", None)
-    out = {"difyload_report": SCHEMA, "generated": time.time(), "locust_version": getattr(locust, "__version__", ""),
+    out = {"difyload_report": SCHEMA, "generated": time.time(), "locust_version": _locust_version(locust),
            "host": str(getattr(env, "host", "") or ""), "state": getattr(runner, "state", ""),
            "users": getattr(runner, "user_count", None), "llm": llm_summary, "series": series,
            "capacity": capacity}
@@ -215,7 +226,9 @@ RENDER_JS = r"""
     (o.marks || []).forEach(function (m) {
       el("line", {x1: X(m.x), y1: T, x2: X(m.x), y2: H - B, stroke: "#d62728", "stroke-dasharray": "4 3",
         "class": "dl-knee"}, svg);
-      el("text", {x: X(m.x) + 4, y: T + 10, "font-size": 10, fill: "#d62728"}, svg).textContent = m.label;
+      var right = X(m.x) > W - 120;
+      el("text", {x: X(m.x) + (right ? -4 : 4), y: T + 10, "font-size": 10, fill: "#d62728",
+        "text-anchor": right ? "end" : "start"}, svg).textContent = m.label;
     });
     o.series.forEach(function (s, si) {
       var c = s.color || COLORS[si % COLORS.length];
@@ -368,7 +381,7 @@ def llm_section(report):
     parts.append(_table_html(LLM_COLS, llm.get("rows") or []))
     parts.append('<div id="difyload-llm-charts" class="dl-charts"></div>')
     if report.get("capacity") and report["capacity"].get("steps") is not None:
-        parts.append('<h2>Capacity search</h2><div id="difyload-capacity-charts" class="dl-charts-col"></div>')
+        parts.append('<h2>Capacity search</h2><div id="difyload-capacity-charts" class="dl-charts"></div>')
     parts.append(f'<script type="application/json" id="difyload-data">{_json_for_script(report)}</script>')
     parts.append(f"<script>{RENDER_JS}</script><script>{REPORT_JS}</script></section>")
     return "".join(parts)
