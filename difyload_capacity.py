@@ -9,7 +9,7 @@ A step is judged against the objectives:
   * the goodput fraction (streams meeting every --slo-* limit) >= --capacity-good-fraction,
   * the stream failure rate <= --capacity-max-failure-rate,
   * not saturated: when users grew by du (relative), completed streams/s must grow by at least
-    --capacity-saturation x du, unless latency (E2E p50) did not rise.
+    --capacity-saturation (0.5) x du, unless latency (E2E p50) did not rise.
 The search stops at the first step that breaks one (optionally bisecting between the last good
 and the first bad step, --capacity-refine), at --capacity-max-users, or when the run stops.
 It names the result: "max sustainable: N users, X streams/s, TTFT p95 Y ms - limited by ...".
@@ -51,7 +51,7 @@ def add_arguments(parser):
                         help="Capacity search: min fraction of streams meeting every --slo-* limit")
     parser.add_argument("--capacity-max-failure-rate", type=float, default=0.01,
                         help="Capacity search: max fraction of failed streams")
-    parser.add_argument("--capacity-saturation", type=float, default=0.25,
+    parser.add_argument("--capacity-saturation", type=float, default=0.5,
                         help="Capacity search: saturated when streams/s grows by less than this x the users' growth")
 
 
@@ -89,7 +89,7 @@ class Settings:
         self.refine = int(g("capacity_refine", 0))
         self.good_fraction = float(g("capacity_good_fraction", 0.95))
         self.max_failure_rate = float(g("capacity_max_failure_rate", 0.01))
-        self.saturation = float(g("capacity_saturation", 0.25))
+        self.saturation = float(g("capacity_saturation", 0.5))
         self.slo_ms = {}
         for k in ("ttft", "tpot", "e2e"):
             try:

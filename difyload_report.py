@@ -457,7 +457,16 @@ LIVE_JS = r"""
       '<a href="./difyload/report.json">JSON</a>';
     box.appendChild(a);
   }
+  function place() {
+    // React UI: right under the tab's table (re-anchored as React re-renders the tab).
+    if (old) { return; }
+    var t = document.querySelector("table");
+    var a = t && t.parentElement;
+    if (a && a.parentNode && box.previousElementSibling !== a) { a.parentNode.insertBefore(box, a.nextSibling); }
+    else if (!a && !box.isConnected) { document.body.appendChild(box); }
+  }
   function poll() {
+    place();
     var which = selected();
     box.style.display = which ? "" : "none";
     if (!which) { last = ""; setTimeout(poll, 1000); return; }
