@@ -280,6 +280,7 @@ class Search:
             if now - st["ramped"] >= s.warmup:
                 st["window"] = Window(now, now + s.hold)
                 st["workers_at_start"] = self._workers()
+                st["rows_at_start"] = self._row_snapshot()
                 self.phase = "hold"
             return st["users"], st["spawn_rate"]
         if self.phase == "hold":
@@ -319,10 +320,23 @@ class Search:
             lat[m]["count"] = sum(counts.values())
         out["latency_ms"] = lat
         out["ttfe_measured"] = "ttfe" in lat
-        out.update(self._locust_rates(secs))
+        out.update(self._locust_rates(secs, st.get("rows_at_start")))
+        try:
+            out["user_classes"] = dict(getattr(self.env.runner, "reported_user_classes_count", None)
+                                       or getattr(self.env.runner, "user_classes_count", {}) or {})
+        except Exception:
+            out["user_classes"] = {}
         return out
 
-    def _locust_rates(self, secs):
+    def _row_snapshot(self):
+        """Per Locust row: its response-time histogram and counts (the master's merged stats)."""
+        stats = getattr(getattr(self.env, "runner", None), "stats", None)
+        snap = {}
+        for key, e in (getattr(stats, "entries", None) or {}).items():
+            snap[key] = (dict(getattr(e, "response_times", {}) or {}), int(e.num_requests), int(e.num_failures))
+        return snap
+
+    def _locust_rates(self, secs, before=None):
         stats = getattr(getattr(self.env, "runner", None), "stats", None)
         if stats is None or not secs:
             return {"requests_per_s": None, "request_failures_per_s": None, "rows": []}
@@ -330,12 +344,22 @@ class Search:
         out = {"requests_per_s": _rate(getattr(total, "num_reqs_per_sec", {}) or {}, secs),
                "request_failures_per_s": _rate(getattr(total, "num_fail_per_sec", {}) or {}, secs)}
         rows = []
+        before = before or {}
         for (name, method), e in sorted(getattr(stats, "entries", {}).items()):
             rps = _rate(getattr(e, "num_reqs_per_sec", {}) or {}, secs)
             if not rps:
                 continue
-            rows.append({"type": method, "name": name, "requests_per_s": rps,
-                         "failures_per_s": _rate(getattr(e, "num_fail_per_sec", {}) or {}, secs)})
+            row = {"type": method, "name": name, "requests_per_s": rps,
+                   "failures_per_s": _rate(getattr(e, "num_fail_per_sec", {}) or {}, secs)}
+            # Percentiles of the row's samples since the window began (Locust's ms buckets).
+            rt0, n0, f0 = before.get((name, method), ({}, 0, 0))
+            diff = {k: c - rt0.get(k, 0) for k, c in (getattr(e, "response_times", {}) or {}).items()
+                    if c - rt0.get(k, 0) > 0}
+            if diff:
+                for k, q in PCTS:
+                    row[k + "_ms"] = self.quantile(diff, q)
+            row["requests"], row["failures"] = int(e.num_requests) - n0, int(e.num_failures) - f0
+            rows.append(row)
         out["rows"] = rows
         return out
 

@@ -55,15 +55,17 @@ class Series:
         self.users = {}  # bucket start -> max users seen
         self.latest = 0.0
         self.late = 0
+        self.node_end = {}  # node -> end of its newest payload: seconds before every node's are complete
 
     def _key(self, t):
         return math.floor(t / self.bucket) * self.bucket
 
-    def on_payload(self, data, users, now=None):
+    def on_payload(self, data, users, now=None, node="local"):
         if not isinstance(data, dict):
             return
         try:
             mid = (float(data.get("start") or 0) + float(data.get("end") or 0)) / 2.0
+            self.node_end[str(node)] = float(data.get("end") or 0)
         except (TypeError, ValueError):
             return
         if mid <= 0:
@@ -106,11 +108,16 @@ class Series:
         for name in self.per_sec.values():
             keys |= {self._key(s) for s in name}
         points = []
+        # Only whole buckets every recently reporting node has covered get rates.
+        ends = list(self.node_end.values())
+        recent = [e for e in ends if e >= max(ends) - 3 * self.CLOSE_AFTER] if ends else []
+        complete = min(recent) if recent else 0.0
         for k in sorted(keys):
             p = {"t": k, **lat.get(k, {})}
             secs = range(int(k), int(k + self.bucket))
-            for name, out in (("streams", "streams_per_s"), ("good", "goodput_per_s"), ("tokens", "tokens_per_s")):
-                p[out] = round(sum(self.per_sec[name].get(s, 0) for s in secs) / self.bucket, 3)
+            if k + self.bucket <= complete + 1.0:
+                for name, out in (("streams", "streams_per_s"), ("good", "goodput_per_s"), ("tokens", "tokens_per_s")):
+                    p[out] = round(sum(self.per_sec[name].get(s, 0) for s in secs) / self.bucket, 3)
             if k in self.users:
                 p["users"] = self.users[k]
             points.append(p)
@@ -217,7 +224,8 @@ RENDER_JS = r"""
       var yv = y0 + (y1 - y0) * i / 4, xv = x0 + (x1 - x0) * i / 4;
       el("line", {x1: L, y1: Y(yv), x2: W - R, y2: Y(yv), stroke: "#ddd"}, svg);
       el("text", {x: L - 4, y: Y(yv) + 4, "text-anchor": "end", "font-size": 10}, svg).textContent = nice(yv);
-      el("text", {x: X(xv), y: H - B + 14, "text-anchor": "middle", "font-size": 10}, svg).textContent =
+      el("text", {x: X(xv), y: H - B + 14, "text-anchor": i === 4 ? "end" : i === 0 ? "start" : "middle",
+        "font-size": 10}, svg).textContent =
         o.time ? clock(xv) : nice(xv);
     }
     el("text", {x: (L + W - R) / 2, y: H - 4, "text-anchor": "middle", "font-size": 11}, svg).textContent = o.x;
@@ -316,6 +324,14 @@ RENDER_JS = r"""
           ttfe: l.ttfe ? l.ttfe.p95 : "n/a", failure_rate: s.failure_rate, goodput_per_s: s.goodput_per_s,
           verdict: s.verdict + (s.breach ? ": " + s.breach : "") + (s.fleet_changed ? " (" + s.fleet_changed + ")" : "")};
       }));
+    var rows = (cap.result && cap.result.rows) || [];
+    if (rows.length) {
+      var h = document.createElement("p");
+      h.textContent = "Per row (app / flow) at " + cap.result.max_users + " users, the last good step:";
+      box.appendChild(h);
+      table(box, [["type", "Type"], ["name", "Name"], ["requests_per_s", "Requests/s"], ["p50_ms", "p50 (ms)"],
+        ["p95_ms", "p95 (ms)"], ["p99_ms", "p99 (ms)"], ["failures_per_s", "Failures/s"]], rows);
+    }
     (cap.events || []).forEach(function (e) {
       if (e.what === "search started") { return; }
       var p = document.createElement("p");
@@ -535,7 +551,7 @@ def install(events, aggregate, sync, quantile, merge_hist):
             except Exception:
                 return None
 
-        agg.listeners.append(lambda data, node: series.on_payload(data, users()))
+        agg.listeners.append(lambda data, node: series.on_payload(data, users(), node=node))
         env.events.test_start.add_listener(lambda **_k: series.reset())
 
         def report(live=False):
