@@ -358,7 +358,8 @@ REPORT_JS = r"""
 """
 
 CSS = """
-.dl-wrap{font-family:system-ui,Segoe UI,Helvetica,Arial,sans-serif;font-size:14px;color:#222;background:#fff;padding:8px 16px}
+.dl-wrap{font-family:system-ui,Segoe UI,Helvetica,Arial,sans-serif;font-size:14px;color:#222;background:#fff;padding:8px 16px;
+max-width:1200px;margin:0 auto}
 .dl-wrap h1{font-size:22px}.dl-wrap h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ccc}
 .dl-table{border-collapse:collapse;margin:8px 0;font-size:12px}
 .dl-table th,.dl-table td{border:1px solid #ccc;padding:3px 6px;text-align:right}
@@ -389,7 +390,7 @@ LLM_COLS = [("metric", "Metric"), ("count", "Count"), ("p50", "p50"), ("p90", "p
 def llm_section(report):
     """The LLM section (tables, chart containers, capacity) as an HTML fragment with its data."""
     llm = report.get("llm") or {}
-    parts = ['<section id="difyload-llm" class="dl-wrap"><h2>LLM metrics (difyload)</h2>']
+    parts = [f'<style>{CSS}</style><section id="difyload-llm" class="dl-wrap"><h2>LLM metrics (difyload)</h2>']
     slo = llm.get("slo_ms") or {}
     limits = ", ".join(f"{k.upper()} &le; {v:g} ms" for k, v in slo.items() if v) or "no SLO set"
     parts.append(f"<p>Streams {_fmt(llm.get('streams'))}, failed {_fmt(llm.get('failed'))}, "
