@@ -178,7 +178,8 @@ def build(env, llm_summary, series, capacity, live=False):
 
 
 def _json_for_script(obj):
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/").replace("<!--", "<\\!--")
+    # "<" as \u003c: nothing in the data can close or open a tag inside the script element.
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
 
 
 # The chart and table renderer, shared by the report, Locust's --html report and the live UI.

@@ -40,13 +40,14 @@ func pythonFor(t *testing.T, locust string) string {
 	return f[len(f)-1]
 }
 
-// TestCapacitySearchUnit runs the search's state machine against a simulated fleet
-// (e2e/testdata/capacity_search_test.py): saturation, refinement, unmeetable objectives,
-// goodput SLOs, a worker leaving mid-step, a stop mid-way, bad options.
+// TestCapacitySearchUnit runs the Python unit tests of the master-side modules: the search's
+// state machine against a simulated fleet (e2e/testdata/capacity_search_test.py: saturation,
+// refinement, unmeetable objectives, goodput SLOs, a worker leaving mid-step, a stop mid-way,
+// bad options) and the report's series and escaping (report_test.py).
 func TestCapacitySearchUnit(t *testing.T) {
 	argv := testEnv.locustCommand(t, "2.12.1")
 	py := pythonFor(t, argv[0])
-	cmd := exec.Command(py, "-m", "unittest", "-v", "capacity_search_test")
+	cmd := exec.Command(py, "-m", "unittest", "-v", "capacity_search_test", "report_test")
 	cmd.Dir = filepath.Join(testEnv.root, "e2e", "testdata")
 	cmd.Env = append(os.Environ(), "PYTHONPATH="+testEnv.root, "PYTHONDONTWRITEBYTECODE=1")
 	out, err := cmd.CombinedOutput()
