@@ -470,6 +470,12 @@ func TestCapacityWebUI(t *testing.T) {
 			if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Disposition"), "attachment") {
 				t.Fatalf("report download: %s %v", resp.Status, resp.Header)
 			}
+			js, _ := io.ReadAll(mustGet(t, w.base+"/difyload/report.json"))
+			for _, key := range []string{"app-mock", "dataset-mock"} { // the master holds the mock's keys
+				if strings.Contains(string(html), key) || strings.Contains(string(js), key) {
+					t.Errorf("an API key (%s…) reached the run report", key)
+				}
+			}
 			if !strings.Contains(string(html), "stopped before the search ended") {
 				t.Errorf("the report does not say the search was stopped")
 			}
