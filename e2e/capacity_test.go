@@ -104,7 +104,8 @@ func readCapacityReport(t *testing.T, path string) capacityReport {
 	return r
 }
 
-// The mock's capacity model: N job workers, each run TTFT + tokens × token delay, queued FIFO.
+// The mock's capacity model (difymock/doc.go): N job workers, each relayed run holding one for
+// TTFT + (tokens−1) × token delay, the others queued FIFO.
 const (
 	modelJobWorkers = 8
 	modelTTFT       = 100 * time.Millisecond
@@ -117,7 +118,8 @@ const (
 // a Go worker and on the newest Locust with a mixed fleet (a Go and a Python worker). The run's
 // HTML report then opens in headless Chromium with the LLM section and its charts drawn.
 func TestCapacitySearchFindsModelCapacity(t *testing.T) {
-	implied := float64(modelJobWorkers) / (modelTTFT + modelTokens*modelTokenDelay).Seconds()
+	run := modelTTFT + (modelTokens-1)*modelTokenDelay
+	implied := float64(modelJobWorkers) / run.Seconds()
 	for _, version := range masterVersions {
 		t.Run(version, func(t *testing.T) {
 			mock := testEnv.startMock(t, "--dify-version", "1.13.3", "--job-workers", strconv.Itoa(modelJobWorkers),
@@ -146,7 +148,7 @@ func TestCapacitySearchFindsModelCapacity(t *testing.T) {
 			}
 			if math.Abs(*res.Peak-implied)/implied > 0.10 {
 				t.Errorf("capacity %.2f streams/s, the model implies %.2f (job workers %d / run %s): more than 10 %% off",
-					*res.Peak, implied, modelJobWorkers, modelTTFT+modelTokens*modelTokenDelay)
+					*res.Peak, implied, modelJobWorkers, run)
 			}
 			if *res.Streams > implied*1.10 {
 				t.Errorf("max sustainable %.2f streams/s is above the model's capacity %.2f", *res.Streams, implied)
@@ -268,7 +270,9 @@ func checkReportInBrowser(t *testing.T, file string, capacity bool) {
 		t.Errorf("%s: %d drawn lines with at least two points, want >= 8", filepath.Base(file), lines)
 	}
 	shot := filepath.Join(t.TempDir(), "shot.png")
-	if out, err := exec.Command(bin, append(common, "--screenshot="+shot, url)...).CombinedOutput(); err != nil {
+	// Tall enough for Locust's own report with the LLM section at its end.
+	tall := append(append([]string{}, common...), "--window-size=1280,7000")
+	if out, err := exec.Command(bin, append(tall, "--screenshot="+shot, url)...).CombinedOutput(); err != nil {
 		t.Fatalf("chromium --screenshot: %v\n%s", err, out)
 	}
 	checkScreenshot(t, shot)
