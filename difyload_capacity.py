@@ -483,8 +483,12 @@ class CapacityShape(LoadTestShape):
         self.search = search
 
     def reset_time(self):
+        # Locust calls this from start_shape() and again from the first start(): one search.
         super().reset_time()
-        self.search.begin()
+        sr = self.search
+        just_begun = sr.phase == "ramp" and not sr.steps and sr.started is not None and sr.clock() - sr.started < 5
+        if not just_begun:
+            sr.begin()
 
     def tick(self):
         return self.search.tick()

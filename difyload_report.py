@@ -290,7 +290,7 @@ RENDER_JS = r"""
       {name: "goodput/s", dots: true, pts: steps.map(function (s) { return [s.users, s.goodput_per_s]; })},
       {name: "requests/s", dots: true, pts: steps.map(function (s) { return [s.users, s.requests_per_s]; })}],
       marks: marks});
-    var byT = steps.slice().sort(function (a, b) { return a.streams_per_s - b.streams_per_s; });
+    var byT = steps;  // in order of load: the path the search took
     function lat(m) { return byT.map(function (s) { return [s.streams_per_s, ((s.latency_ms || {})[m] || {}).p95]; }); }
     chart(box, {title: "Latency vs throughput (p95)", x: "streams/s", y: "ms", series: [
       {name: "TTFT p95", dots: true, pts: lat("ttft")}, {name: "E2E p95", dots: true, pts: lat("e2e")}],
@@ -353,8 +353,19 @@ REPORT_JS = r"""
   var llm = document.getElementById("difyload-llm-charts");
   if (llm) { R.llmCharts(llm, d); }
   var cap = document.getElementById("difyload-capacity-charts");
-  if (cap && d.capacity) { R.capacityTable(cap, d.capacity); R.capacityCharts(cap, d.capacity); }
+  if (cap && d.capacity) {
+    var t = document.createElement("div");
+    cap.parentNode.insertBefore(t, cap);
+    R.capacityTable(t, d.capacity);
+    R.capacityCharts(cap, d.capacity);
+  }
   document.documentElement.setAttribute("data-difyload-drawn", document.querySelectorAll("svg.dl-chart").length);
+  // report.html#capacity shows the capacity search alone (for a link or a picture).
+  var only = document.getElementById("difyload-capacity");
+  if (location.hash === "#capacity" && only) {
+    var w = document.createElement("div"); w.className = "dl-wrap"; w.appendChild(only);
+    document.body.replaceChildren(w);
+  }
 })();
 """
 
@@ -399,7 +410,8 @@ def llm_section(report):
     parts.append(_table_html(LLM_COLS, llm.get("rows") or []))
     parts.append('<div id="difyload-llm-charts" class="dl-charts"></div>')
     if report.get("capacity") and report["capacity"].get("steps") is not None:
-        parts.append('<h2>Capacity search</h2><div id="difyload-capacity-charts" class="dl-charts"></div>')
+        parts.append('<div id="difyload-capacity"><h2>Capacity search</h2>'
+                     '<div id="difyload-capacity-charts" class="dl-charts"></div></div>')
     parts.append(f'<script type="application/json" id="difyload-data">{_json_for_script(report)}</script>')
     parts.append(f"<script>{RENDER_JS}</script><script>{REPORT_JS}</script></section>")
     return "".join(parts)

@@ -20,7 +20,6 @@ func Curves(runs []*Report) []template.HTML {
 				}
 			}
 			thr = append(thr, t)
-			sort.Slice(steps, func(i, j int) bool { return val(steps[i].StreamsPerS) < val(steps[j].StreamsPerS) })
 			l := Line2D{Name: r.Name}
 			for _, s := range steps {
 				x, okx := ptr(s.StreamsPerS)
@@ -60,11 +59,6 @@ func Curves(runs []*Report) []template.HTML {
 		template.HTML(SVGChart("Output tokens/s over the run", "seconds since start", "tokens/s", tok)),
 		template.HTML(SVGChart("Streams/s over the run", "seconds since start", "streams/s", str)))
 	return out
-}
-
-func val(p *float64) float64 {
-	v, _ := ptr(p)
-	return v
 }
 
 func measured(steps []Step) []Step {
