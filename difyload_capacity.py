@@ -177,6 +177,7 @@ class Search:
         self.clock = clock
         self.per_sec = {"streams": {}, "good": {}, "tokens": {}}
         self.node_last_end = {}
+        self.on_finish = []  # called once per search when it ends
         self.reset()
 
     # --- state -------------------------------------------------------------------------------
@@ -464,6 +465,11 @@ class Search:
         self.result = res
         self.step = None
         _log.warning("capacity search: %s", res["summary"])
+        for fn in self.on_finish:
+            try:
+                fn()
+            except Exception:
+                _log.exception("capacity search: a finish callback failed")
 
     def snapshot(self):
         """JSON-able state for the web UI and the report."""
@@ -557,6 +563,8 @@ def install(events, aggregate, quantile, merge_hist, sync=None):
             if env.shape_class is not None:
                 _log.warning("--dify-capacity replaces the load shape %s", type(env.shape_class).__name__)
             env.shape_class = shape
+            if getattr(opts, "headless", False):
+                _graceful_signals(search)
         env.events.test_stop.add_listener(lambda **_k: search.stopped("the test was stopped"))
         env.events.quitting.add_listener(lambda **_k: search.stopped("Locust quit"))
         if web_ui is not None:
@@ -564,6 +572,39 @@ def install(events, aggregate, quantile, merge_hist, sync=None):
                 _web(env, web_ui, search, shape)
             except Exception:
                 _log.exception("capacity search: the web UI extension failed to load")
+
+
+def _graceful_signals(search):
+    """Headless, Locust waits for a load shape before it installs its own SIGTERM handler (and
+    a Ctrl-C there ends 2.12.1 without its quitting event): the first SIGTERM or SIGINT during a
+    search ends the search instead, so the test stops and quits normally and the report is
+    written. Once the search has ended, the signals are Locust's again."""
+    import signal  # noqa: PLC0415
+
+    import gevent  # noqa: PLC0415
+
+    watchers = []
+
+    def handler(name):
+        def stop():
+            _log.warning("capacity search: %s received, ending the search (again to exit at once)", name)
+            search.stopped(f"{name} received")
+        return stop
+
+    for sig, name in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT")):
+        try:
+            watchers.append(gevent.signal_handler(sig, handler(name)))
+        except Exception:
+            _log.exception("capacity search: cannot handle %s", name)
+
+    def release():
+        for w in watchers:
+            w.cancel()
+        del watchers[:]
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    search.on_finish.append(release)
 
 
 def _web(env, web_ui, search, shape):

@@ -529,3 +529,59 @@ func checkLiveCharts(t *testing.T, url string, old bool) {
 		t.Errorf("%s: the 2.12.1 LLM page has no capacity table", url)
 	}
 }
+
+// TestCapacityEarlyEnd: a search whose objectives cannot be met ends after its first step and
+// says so; a master stopped by SIGTERM in the middle of a search still writes the run report,
+// with the finished steps and what happened.
+func TestCapacityEarlyEnd(t *testing.T) {
+	cases := []struct {
+		name, version string
+		extra         []string
+		signal        syscall.Signal
+		want          string
+	}{
+		{"unmeetable objective", "2.12.1", []string{"--slo-ttft", "1"}, 0, "no sustainable load found"},
+		{"sigterm mid-way", "latest", nil, syscall.SIGTERM, "stopped before the search ended (SIGTERM received)"},
+		{"sigint mid-way", "2.12.1", nil, syscall.SIGINT, "stopped before the search ended (SIGINT received)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			mock := testEnv.startMock(t, "--ttft", "50ms", "--tokens", "10", "--token-delay", "10ms")
+			out := outDir(t)
+			m := testEnv.startMaster(t, masterOpts{version: c.version, host: mock.URL, extraArgs: append([]string{
+				"ChatUser", "--headless", "--expect-workers", "1", "--dify-capacity", "--capacity-start", "2",
+				"--capacity-growth", "+2", "--capacity-warmup", "1", "--capacity-hold", "3",
+				"--dify-report", filepath.Join(out, "report")}, c.extra...)})
+			testEnv.startWorker(t, m)
+			if c.signal != 0 {
+				waitFor(t, 90*time.Second, "a finished step in the master's log", func() bool {
+					return strings.Contains(m.out.String(), "capacity search: step 1, 2 users:")
+				})
+				m.signal(c.signal)
+			}
+			m.wait(t, 90*time.Second)
+			rep := readCapacityReport(t, filepath.Join(out, "report.json"))
+			res := rep.Capacity.Result
+			if !strings.Contains(res.Summary, c.want) {
+				t.Errorf("summary %q, want %q", res.Summary, c.want)
+			}
+			if len(rep.Capacity.Steps) < 1 {
+				t.Errorf("the finished steps were not kept")
+			}
+			if c.signal != 0 {
+				noted := false
+				for _, e := range rep.Capacity.Events {
+					noted = noted || strings.Contains(e.What, "step not counted")
+				}
+				if !noted {
+					t.Errorf("events %+v: the unfinished step is not noted", rep.Capacity.Events)
+				}
+			} else if len(rep.Capacity.Steps) != 1 || !strings.Contains(res.LimitedBy, "goodput") {
+				t.Errorf("unmeetable: %d steps, limited by %q", len(rep.Capacity.Steps), res.LimitedBy)
+			}
+			if _, err := os.Stat(filepath.Join(out, "report.html")); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
