@@ -51,6 +51,8 @@ def add_arguments(parser):
                         help="Capacity search: min fraction of streams meeting every --slo-* limit")
     parser.add_argument("--capacity-max-failure-rate", type=float, default=0.01,
                         help="Capacity search: max fraction of failed streams")
+    parser.add_argument("--capacity-per-class", action="store_true", default=False,
+                        help="Capacity search: search each user class (app) alone, one after the other")
     parser.add_argument("--capacity-saturation", type=float, default=0.5,
                         help="Capacity search: saturated when streams/s grows by less than this x the users' growth")
 
@@ -90,6 +92,7 @@ class Settings:
         self.good_fraction = float(g("capacity_good_fraction", 0.95))
         self.max_failure_rate = float(g("capacity_max_failure_rate", 0.01))
         self.saturation = float(g("capacity_saturation", 0.5))
+        self.per_class = bool(g("capacity_per_class", False))
         self.slo_ms = {}
         for k in ("ttft", "tpot", "e2e"):
             try:
@@ -121,6 +124,7 @@ class Settings:
                 "spawn_rate": self.spawn_rate, "warmup_s": self.warmup, "hold_s": self.hold,
                 "refine": self.refine, "good_fraction": self.good_fraction,
                 "max_failure_rate": self.max_failure_rate, "saturation": self.saturation,
+                "per_class": self.per_class,
                 "slo_ms": dict(self.slo_ms)}
 
 
@@ -194,6 +198,9 @@ class Search:
         self.refining = 0
         self.repeated = False
         self.started = None
+        self.cls = None  # --capacity-per-class: the user class searched now, and those still to come
+        self.cls_queue = []
+        self.class_results = []
 
     def begin(self):
         self.reset()
@@ -206,6 +213,12 @@ class Search:
             return
         self.started = self.clock()
         self.events.append({"t": self.started, "what": "search started"})
+        if self.settings.per_class:
+            self.cls_queue = list(getattr(self.env, "user_classes", None) or [])
+            if not self.cls_queue:
+                self._note("--capacity-per-class: no user classes; searching the whole workload")
+            else:
+                self.cls = self.cls_queue.pop(0)
         self._start_step(self.settings.start, "grow")
 
     def _note(self, what):
@@ -259,16 +272,26 @@ class Search:
         try:
             if self.sync is not None:
                 self.sync(self.env)
-            return self._tick()
+            out = self._tick()
         except Exception:
             _log.exception("capacity search failed; stopping")
-            self._finish("internal error (see the master's log)")
+            self._finish("internal error (see the master's log)", final=True)
             return None
+        if out is not None and self.cls is not None:
+            return out[0], out[1], [self.cls]
+        return out
 
     def _tick(self):
         now = self.clock()
         st = self.step
         s = self.settings
+        if self.phase == "drain":
+            if self._user_count() > 0 and now < self.drain_deadline:
+                return 0, float(max(s.start, 1))
+            if self._user_count() > 0:
+                self._note(f"{self._user_count()} users of the previous class still running")
+            self._start_step(s.start, "grow")
+            st = self.step
         if self.phase == "ramp":
             if self._user_count() >= st["users"] or now >= st["ramp_deadline"]:
                 if self._user_count() < st["users"]:
@@ -304,7 +327,7 @@ class Search:
     def measure(self, st):
         w = st["window"]
         secs = list(w.seconds())
-        out = {"index": st["index"], "users": st["users"], "kind": st["kind"],
+        out = {"index": st["index"], "users": st["users"], "kind": st["kind"], "user_class": self._class_name(),
                "window": [round(w.t0, 3), round(w.t1, 3)], "seconds": len(secs),
                "workers": st.get("workers_at_end"), "payloads": w.payloads,
                "streams": w.streams, "failed": w.failed, "good": w.good,
@@ -423,12 +446,10 @@ class Search:
                 self.refining += 1
                 self._start_step((lo + hi) // 2, f"refine {self.refining}/{s.refine}")
                 return self.step["users"], self.step["spawn_rate"]
-            self._finish(self.bad["breach"])
-            return None
+            return self._finish(self.bad["breach"])
         nxt = next_users(st["users"], s.growth)
         if st["users"] >= s.max_users:
-            self._finish(f"max users reached (--capacity-max-users {s.max_users}); no objective broke")
-            return None
+            return self._finish(f"max users reached (--capacity-max-users {s.max_users}); no objective broke")
         self._start_step(min(nxt, s.max_users), "grow")
         return self.step["users"], self.step["spawn_rate"]
 
@@ -437,12 +458,21 @@ class Search:
         if self.phase in ("idle", "done"):
             return
         st = self.step
-        self._note(f"{why} during step {st['index']} ({st['users']} users, {self.phase}); step not counted")
-        self._finish(f"stopped before the search ended ({why})")
+        if st is None:
+            self._note(f"{why} while switching user classes")
+        else:
+            self._note(f"{why} during step {st['index']} ({st['users']} users, {self.phase}); step not counted")
+        self._finish(f"stopped before the search ended ({why})", final=True)
 
-    def _finish(self, limited_by):
-        self.phase = "done"
-        good, steps = self.good, [x for x in self.steps if x.get("verdict") in ("ok", "bad")]
+    def _class_name(self):
+        return getattr(self.cls, "__name__", None) if self.cls is not None else None
+
+    def _finish(self, limited_by, final=False):
+        """Names the result of the search (of the current class with --capacity-per-class, then
+        starts the next class: returns its first tick). Returns None when the search is over."""
+        name = self._class_name()
+        good = self.good
+        steps = [x for x in self.steps if x.get("verdict") in ("ok", "bad") and x.get("user_class") == name]
         peak = max((x for x in steps if x["streams_per_s"] is not None), key=lambda x: x["streams_per_s"], default=None)
         res = {"limited_by": limited_by, "steps_completed": len(steps),
                "capacity_streams_per_s": peak["streams_per_s"] if peak else None,
@@ -462,20 +492,47 @@ class Search:
             res["summary"] = f"no step completed — {limited_by}"
         if peak is not None:
             res["summary"] += f"; peak {peak['streams_per_s']:g} streams/s at {peak['users']} users"
+        if name is not None:
+            res["user_class"] = name
+            res["summary"] = f"{name}: {res['summary']}"
+            self.class_results.append(res)
+            _log.warning("capacity search: %s", res["summary"])
+            if self.cls_queue and not final:
+                self.cls = self.cls_queue.pop(0)
+                self.good = self.bad = None
+                self.refining = 0
+                self.repeated = False
+                # Locust's shapes pick the classes of new users only: stop every user first.
+                self._note(f"next user class: {self._class_name()} (stopping the users of {name} first)")
+                self.phase = "drain"
+                self.step = None
+                self.drain_deadline = self.clock() + 4 * REPORT_INTERVAL + 30
+                return 0, float(max(self.settings.start, 1))
+            for cls in self.cls_queue:
+                self.class_results.append({"user_class": getattr(cls, "__name__", str(cls)), "limited_by": limited_by,
+                                           "summary": f"{getattr(cls, '__name__', cls)}: not searched ({limited_by})"})
+            self.cls_queue = []
+            res = {"limited_by": limited_by, "per_class": self.class_results,
+                   "steps_completed": sum(r.get("steps_completed", 0) for r in self.class_results),
+                   "summary": " | ".join(r["summary"] for r in self.class_results)}
+        self.phase = "done"
         self.result = res
         self.step = None
-        _log.warning("capacity search: %s", res["summary"])
+        if name is None:
+            _log.warning("capacity search: %s", res["summary"])
         for fn in self.on_finish:
             try:
                 fn()
             except Exception:
                 _log.exception("capacity search: a finish callback failed")
+        return None
 
     def snapshot(self):
         """JSON-able state for the web UI and the report."""
         cur = None
         if self.step is not None and self.phase not in ("idle", "done"):
-            cur = {"index": self.step["index"], "users": self.step["users"], "phase": self.phase}
+            cur = {"index": self.step["index"], "users": self.step["users"], "phase": self.phase,
+                   "user_class": self._class_name()}
         return {"enabled": self.settings is not None or self.error is not None, "phase": self.phase,
                 "settings": self.settings.as_dict() if self.settings else None, "error": self.error,
                 "current": cur, "steps": list(self.steps), "events": list(self.events), "result": self.result}
@@ -505,7 +562,8 @@ def table_rows(snap):
     rows = []
     for m in snap.get("steps", []):
         lat = m.get("latency_ms") or {}
-        rows.append({"step": m["index"], "users": m["users"], "workers": m.get("workers"),
+        rows.append({"step": m["index"], "user_class": m.get("user_class") or "all", "users": m["users"],
+                     "workers": m.get("workers"),
                      "streams_per_s": m.get("streams_per_s"), "requests_per_s": m.get("requests_per_s"),
                      "ttft_p95": (lat.get("ttft") or {}).get("p95"), "tpot_p95": (lat.get("tpot") or {}).get("p95"),
                      "e2e_p95": (lat.get("e2e") or {}).get("p95"), "ttfe_p95": (lat.get("ttfe") or {}).get("p95", "n/a"),
@@ -525,7 +583,8 @@ def table_rows(snap):
 
 
 TABLE_STRUCTURE = [
-    {"key": "step", "title": "Step"}, {"key": "users", "title": "Users"}, {"key": "workers", "title": "Workers"},
+    {"key": "step", "title": "Step"}, {"key": "user_class", "title": "Class"}, {"key": "users", "title": "Users"},
+    {"key": "workers", "title": "Workers"},
     {"key": "streams_per_s", "title": "Streams/s"}, {"key": "requests_per_s", "title": "Requests/s"},
     {"key": "ttft_p95", "title": "TTFT p95 (ms)"}, {"key": "tpot_p95", "title": "TPOT p95 (ms)"},
     {"key": "e2e_p95", "title": "E2E p95 (ms)"}, {"key": "ttfe_p95", "title": "TTFE p95 (ms)"},

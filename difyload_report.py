@@ -284,6 +284,22 @@ RENDER_JS = r"""
     var steps = cap.steps.filter(function (s) { return s.verdict === "ok" || s.verdict === "bad"; })
       .slice().sort(function (a, b) { return a.users - b.users; });
     var res = cap.result || {};
+    var classes = [];
+    steps.forEach(function (s) { if (classes.indexOf(s.user_class || "") < 0) { classes.push(s.user_class || ""); } });
+    if (classes.length > 1) {  // --capacity-per-class: one line per class
+      var per = {};
+      (res.per_class || []).forEach(function (r) { per[r.user_class] = r; });
+      var of = function (c) { return steps.filter(function (s) { return (s.user_class || "") === c; }); };
+      chart(box, {title: "Throughput vs users", x: "users", y: "streams/s", series: classes.map(function (c) {
+        return {name: c, dots: true, pts: of(c).map(function (s) { return [s.users, s.streams_per_s]; })}; }),
+        marks: classes.filter(function (c) { return per[c] && per[c].max_users; }).map(function (c) {
+          return {x: per[c].max_users, label: c + " knee"}; })});
+      chart(box, {title: "Latency vs throughput (p95)", x: "streams/s", y: "TTFT p95 (ms)", series: classes.map(function (c) {
+        return {name: c, dots: true, pts: of(c).map(function (s) { return [s.streams_per_s, ((s.latency_ms || {}).ttft || {}).p95]; })}; }),
+        marks: classes.filter(function (c) { return per[c] && per[c].streams_per_s; }).map(function (c) {
+          return {x: per[c].streams_per_s, label: c + " knee"}; })});
+      return true;
+    }
     var marks = res.max_users ? [{x: res.max_users, label: "knee: " + res.max_users + " users"}] : [];
     chart(box, {title: "Throughput vs users", x: "users", y: "per second", series: [
       {name: "streams/s", dots: true, pts: steps.map(function (s) { return [s.users, s.streams_per_s]; })},
@@ -315,24 +331,27 @@ RENDER_JS = r"""
       p.textContent = cap.result.summary;
       box.appendChild(p);
     }
-    table(box, [["index", "Step"], ["users", "Users"], ["workers", "Workers"], ["streams_per_s", "Streams/s"],
+    table(box, [["index", "Step"], ["user_class", "Class"], ["users", "Users"], ["workers", "Workers"], ["streams_per_s", "Streams/s"],
       ["requests_per_s", "Requests/s"], ["ttft", "TTFT p95"], ["tpot", "TPOT p95"], ["e2e", "E2E p95"],
       ["ttfe", "TTFE p95"], ["failure_rate", "Failure rate"], ["goodput_per_s", "Goodput/s"], ["verdict", "Verdict"]],
       cap.steps.map(function (s) {
         var l = s.latency_ms || {};
-        return {index: s.index, users: s.users, workers: s.workers, streams_per_s: s.streams_per_s,
+        return {index: s.index, user_class: s.user_class || "all", users: s.users, workers: s.workers, streams_per_s: s.streams_per_s,
           requests_per_s: s.requests_per_s, ttft: (l.ttft || {}).p95, tpot: (l.tpot || {}).p95, e2e: (l.e2e || {}).p95,
           ttfe: l.ttfe ? l.ttfe.p95 : "n/a", failure_rate: s.failure_rate, goodput_per_s: s.goodput_per_s,
           verdict: s.verdict + (s.breach ? ": " + s.breach : "") + (s.fleet_changed ? " (" + s.fleet_changed + ")" : "")};
       }));
-    var rows = (cap.result && cap.result.rows) || [];
-    if (rows.length) {
+    var results = (cap.result && cap.result.per_class) || (cap.result ? [cap.result] : []);
+    results.forEach(function (r) {
+      var rows = r.rows || [];
+      if (!rows.length) { return; }
       var h = document.createElement("p");
-      h.textContent = "Per row (app / flow) at " + cap.result.max_users + " users, the last good step:";
+      h.textContent = "Per row (app / flow) at " + r.max_users + " users, the last good step" +
+        (r.user_class ? " of " + r.user_class : "") + ":";
       box.appendChild(h);
       table(box, [["type", "Type"], ["name", "Name"], ["requests_per_s", "Requests/s"], ["p50_ms", "p50 (ms)"],
         ["p95_ms", "p95 (ms)"], ["p99_ms", "p99 (ms)"], ["failures_per_s", "Failures/s"]], rows);
-    }
+    });
     (cap.events || []).forEach(function (e) {
       if (e.what === "search started") { return; }
       var p = document.createElement("p");

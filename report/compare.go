@@ -125,7 +125,7 @@ func Compare(runs []*Report) (*Comparison, error) {
 		return nil, fmt.Errorf("compare needs at least two reports, got %d", len(runs))
 	}
 	c := &Comparison{Runs: runs}
-	for _, m := range Metrics() {
+	for _, m := range append(Metrics(), classMetrics(runs)...) {
 		line := Line{Metric: m}
 		any := false
 		for i, r := range runs {
@@ -164,4 +164,43 @@ func (l Line) cellOf(i int) Cell {
 		return l.Cells[i]
 	}
 	return Cell{}
+}
+
+// classMetrics are the per-class capacity rows of runs made with --capacity-per-class.
+func classMetrics(runs []*Report) []Metric {
+	var names []string
+	seen := map[string]bool{}
+	for _, r := range runs {
+		if r.Capacity == nil || r.Capacity.Result == nil {
+			continue
+		}
+		for _, pc := range r.Capacity.Result.PerClass {
+			if pc.UserClass != "" && !seen[pc.UserClass] {
+				seen[pc.UserClass] = true
+				names = append(names, pc.UserClass)
+			}
+		}
+	}
+	var out []Metric
+	for _, name := range names {
+		pick := func(f func(*Result) *float64) func(*Report) (float64, bool) {
+			return func(r *Report) (float64, bool) {
+				if r.Capacity == nil || r.Capacity.Result == nil {
+					return 0, false
+				}
+				for i := range r.Capacity.Result.PerClass {
+					if pc := &r.Capacity.Result.PerClass[i]; pc.UserClass == name {
+						return ptr(f(pc))
+					}
+				}
+				return 0, false
+			}
+		}
+		out = append(out,
+			Metric{"capacity " + name + ": max sustainable users", "", Higher, pick(func(c *Result) *float64 { return c.MaxUsers })},
+			Metric{"capacity " + name + ": streams/s at max", "/s", Higher, pick(func(c *Result) *float64 { return c.StreamsPerS })},
+			Metric{"capacity " + name + ": peak streams/s", "/s", Higher, pick(func(c *Result) *float64 { return c.CapacityStreams })},
+		)
+	}
+	return out
 }

@@ -104,6 +104,9 @@ type Result struct {
 	StreamsPerS     *float64 `json:"streams_per_s"`
 	TTFTp95ms       *float64 `json:"ttft_p95_ms"`
 	CapacityStreams *float64 `json:"capacity_streams_per_s"`
+	// UserClass and PerClass: with --capacity-per-class, one result per user class.
+	UserClass string   `json:"user_class"`
+	PerClass  []Result `json:"per_class"`
 }
 
 // Locust holds Locust's rows (the last row is Aggregated).

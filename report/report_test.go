@@ -205,3 +205,27 @@ func TestSVGChartEmpty(t *testing.T) {
 		t.Error(s)
 	}
 }
+
+func TestComparePerClass(t *testing.T) {
+	mk := func(name string, chat, wf float64) *Report {
+		r, err := Parse([]byte(`{"difyload_report": 1, "capacity": {"steps": [], "result": {"summary": "s", "per_class": [
+			{"user_class": "ChatUser", "capacity_streams_per_s": ` + num(chat) + `},
+			{"user_class": "WorkflowUser", "capacity_streams_per_s": ` + num(wf) + `}]}}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Name = name
+		return r
+	}
+	c, err := Compare([]*Report{mk("a", 8, 4), mk("b", 16, 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat, wf := line(c, "capacity ChatUser: peak streams/s"), line(c, "capacity WorkflowUser: peak streams/s")
+	if len(chat.Cells) != 2 || chat.Cells[1].Delta != 8 || !chat.Cells[1].Improved {
+		t.Errorf("ChatUser: %+v", chat.Cells)
+	}
+	if len(wf.Cells) != 2 || wf.Cells[1].Delta != -1 || !wf.Cells[1].Worse {
+		t.Errorf("WorkflowUser: %+v", wf.Cells)
+	}
+}

@@ -76,6 +76,7 @@ class Fleet:
             tick = self.search.tick()
             if tick is None:
                 return self.search.snapshot()
+            self.last_tick = tick
             self.users = self.runner.user_count = tick[0]
             if on_tick:
                 on_tick(self)
@@ -89,7 +90,7 @@ class Fleet:
 
 
 def opts(f, **kw):
-    base = dict(capacity_start=10, capacity_growth="x1.5", capacity_max_users=500, capacity_warmup=2,
+    base = dict(capacity_per_class=False, capacity_start=10, capacity_growth="x1.5", capacity_max_users=500, capacity_warmup=2,
                 capacity_hold=6, capacity_refine=0, capacity_good_fraction=0.95, capacity_max_failure_rate=0.01,
                 capacity_saturation=0.5, capacity_spawn_rate=0)
     base.update(kw)
@@ -179,6 +180,33 @@ class SearchTest(unittest.TestCase):
         f = opts(Fleet(), capacity_hold=0)
         f.search.begin()
         self.assertIn("--capacity-hold", f.search.snapshot()["error"])
+
+    def test_per_class_searches_each_class_alone(self):
+        class Small:
+            pass
+
+        class Big:
+            pass
+        f = opts(Fleet(), capacity_per_class=True)
+        f.env.user_classes = [Small, Big]
+        caps = {"Small": 6.0, "Big": 16.0}
+        seen = []
+
+        def on_tick(fl):
+            tick = fl.last_tick
+            self.assertEqual(len(tick), 3, "per-class ticks name the class")
+            fl.cap = caps[tick[2][0].__name__]
+            seen.append(tick[2][0].__name__)
+        snap = f.run(on_tick=on_tick)
+        res = snap["result"]
+        self.assertEqual([r["user_class"] for r in res["per_class"]], ["Small", "Big"])
+        self.assertAlmostEqual(res["per_class"][0]["capacity_streams_per_s"], 6.0, delta=0.6)
+        self.assertAlmostEqual(res["per_class"][1]["capacity_streams_per_s"], 16.0, delta=1.6)
+        self.assertIn("Small: max sustainable", res["summary"])
+        self.assertIn("Big: max sustainable", res["summary"])
+        self.assertEqual({s["user_class"] for s in snap["steps"]}, {"Small", "Big"})
+        self.assertEqual(seen[0], "Small")
+        self.assertEqual(seen[-1], "Big")
 
     def test_growth_rules(self):
         self.assertEqual(dc.next_users(10, dc.parse_growth("+5")), 15)
