@@ -48,7 +48,8 @@
 // fails the stream with "malformed event JSON". Like json.Valid, invalid UTF-8 inside JSON
 // strings is accepted (a server bug to report, not a framing failure). Only
 // message_end (usage and ids), error (code) and workflow_finished (status) are fully decoded;
-// for message and agent_message only the presence of a non-empty "answer" is checked, without
+// for message and agent_message only the presence of a non-empty "answer" is checked (for
+// text_chunk a non-empty data.text), without
 // allocating. Events of unknown types are counted (Result.UnknownEvents) and otherwise ignored.
 //
 // # Terminal events
