@@ -309,7 +309,9 @@ RENDER_JS = r"""
     var byT = steps;  // in order of load: the path the search took
     function lat(m) { return byT.map(function (s) { return [s.streams_per_s, ((s.latency_ms || {})[m] || {}).p95]; }); }
     chart(box, {title: "Latency vs throughput (p95)", x: "streams/s", y: "ms", series: [
-      {name: "TTFT p95", dots: true, pts: lat("ttft")}, {name: "E2E p95", dots: true, pts: lat("e2e")}],
+      {name: "TTFT p95", dots: true, pts: lat("ttft")}, {name: "E2E p95", dots: true, pts: lat("e2e")}]
+      .concat(steps.some(function (s) { return (s.latency_ms || {}).ttfe; }) ?
+        [{name: "TTFE p95", dots: true, pts: lat("ttfe")}] : []),
       marks: res.streams_per_s ? [{x: res.streams_per_s, label: "knee"}] : []});
     return true;
   }

@@ -64,10 +64,11 @@ type capacityReport struct {
 	Schema   int `json:"difyload_report"`
 	Capacity struct {
 		Steps []struct {
-			Users       int      `json:"users"`
-			Workers     int      `json:"workers"`
-			Verdict     string   `json:"verdict"`
-			StreamsPerS *float64 `json:"streams_per_s"`
+			Users       int                           `json:"users"`
+			Workers     int                           `json:"workers"`
+			Verdict     string                        `json:"verdict"`
+			StreamsPerS *float64                      `json:"streams_per_s"`
+			LatencyMS   map[string]map[string]float64 `json:"latency_ms"`
 		} `json:"steps"`
 		Events []struct {
 			What string `json:"what"`
@@ -165,6 +166,10 @@ func TestCapacitySearchFindsModelCapacity(t *testing.T) {
 			for _, s := range rep.Capacity.Steps {
 				if s.Workers != fleet {
 					t.Errorf("step at %d users measured with %d workers, want %d", s.Users, s.Workers, fleet)
+				}
+				// Time to first event: every worker sends it; queued runs wait before their first token.
+				if s.LatencyMS["ttfe"]["p95"] <= 0 || s.LatencyMS["ttft"]["p95"] < s.LatencyMS["ttfe"]["p95"] {
+					t.Errorf("step at %d users: TTFE %v, TTFT %v", s.Users, s.LatencyMS["ttfe"], s.LatencyMS["ttft"])
 				}
 			}
 			var truth struct {

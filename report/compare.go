@@ -81,7 +81,7 @@ func Metrics() []Metric {
 		{"goodput/s (run)", "/s", Higher, func(r *Report) (float64, bool) { return ptr(r.LLM.GoodputPerS.Total) }},
 		{"output tokens/s (run)", "/s", Higher, func(r *Report) (float64, bool) { return ptr(r.LLM.TokensPerS.Total) }},
 	}
-	for _, m := range []struct{ key, label string }{{"ttft", "TTFT"}, {"tpot", "TPOT"}, {"e2e", "E2E"}, {"itl", "inter-chunk"}} {
+	for _, m := range []struct{ key, label string }{{"ttft", "TTFT"}, {"ttfe", "TTFE (first event)"}, {"tpot", "TPOT"}, {"e2e", "E2E"}, {"itl", "inter-chunk"}} {
 		for _, q := range []struct {
 			name string
 			f    func(Quantiles) *float64
