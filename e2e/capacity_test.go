@@ -132,8 +132,8 @@ func TestCapacitySearchFindsModelCapacity(t *testing.T) {
 			out := outDir(t)
 			m := testEnv.startMaster(t, masterOpts{version: version, host: mock.URL, extraArgs: []string{
 				"ChatUser", "--headless", "--expect-workers", strconv.Itoa(fleet),
-				"--dify-capacity", "--capacity-start", "8", "--capacity-growth", "x1.5", "--capacity-max-users", "140",
-				"--capacity-warmup", "3", "--capacity-hold", "6",
+				"--dify-capacity", "--capacity-start", "12", "--capacity-growth", "x1.5", "--capacity-max-users", "140",
+				"--capacity-warmup", "2", "--capacity-hold", "5",
 				"--dify-report", filepath.Join(out, "report"), "--html", filepath.Join(out, "locust.html"),
 			}})
 			testEnv.startWorker(t, m)
