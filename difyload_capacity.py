@@ -232,6 +232,15 @@ class Search:
         except Exception:
             return 1
 
+    def _fleet(self):
+        """The ids of the workers that run users (a worker swapped for another counts as a change)."""
+        r = getattr(self.env, "runner", None)
+        try:
+            c = r.clients
+            return tuple(sorted(str(w.id) for w in list(c.ready) + list(c.spawning) + list(c.running)))
+        except Exception:
+            return ("n=%d" % self._workers(),)
+
     def _user_count(self):
         r = getattr(self.env, "runner", None)
         try:
@@ -304,12 +313,14 @@ class Search:
             if now - st["ramped"] >= s.warmup:
                 st["window"] = Window(now, now + s.hold)
                 st["workers_at_start"] = self._workers()
+                st["fleet_at_start"] = self._fleet()
                 st["rows_at_start"] = self._row_snapshot()
                 self.phase = "hold"
             return st["users"], st["spawn_rate"]
         if self.phase == "hold":
             if now >= st["window"].t1:
                 st["workers_at_end"] = self._workers()
+                st["fleet_at_end"] = self._fleet()
                 st["settle_deadline"] = now + 2 * REPORT_INTERVAL + 1
                 self.phase = "settle"
             return st["users"], st["spawn_rate"]
@@ -414,9 +425,12 @@ class Search:
         st = self.step
         s = self.settings
         m = self.measure(st)
-        changed = st.get("workers_at_start") != st.get("workers_at_end")
+        changed = (st.get("workers_at_start") != st.get("workers_at_end")
+                   or st.get("fleet_at_start") != st.get("fleet_at_end"))
         if changed:
-            m["fleet_changed"] = f"workers {st.get('workers_at_start')} -> {st.get('workers_at_end')} during the step"
+            a, b = st.get("workers_at_start"), st.get("workers_at_end")
+            m["fleet_changed"] = (f"workers {a} -> {b} during the step" if a != b
+                                  else f"workers replaced during the step ({a} before and after)")
             self._note(f"step {st['index']} ({st['users']} users): {m['fleet_changed']}; "
                        + ("measuring it again" if not self.repeated else "kept, marked"))
             if not self.repeated:
