@@ -3,13 +3,14 @@
 # everything is there it only checks, in well under a second.
 #   - libczmq-dev + pkg-config: the ZeroMQ transport (go build -tags goczmq)
 #   - python3-locust: Locust 2.12.1 on Debian bookworm, the older master the tests run
+#   - chromium: headless browser for the HTML report tests (e2e/capacity_test.go)
 #   - debootstrap + scripts/locust-latest.sh: the newest Debian Locust (2.46.x) in a cached
 #     chroot (LOCUST_LATEST_ROOT, default /var/tmp/locust-latest), the newer master
 # Installing needs root; without root a missing piece is reported and setup fails.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 need=()
-for p in libczmq-dev pkg-config python3-locust debootstrap; do
+for p in libczmq-dev pkg-config python3-locust debootstrap chromium; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
