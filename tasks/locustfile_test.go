@@ -25,17 +25,11 @@ func TestLocustfileAgrees(t *testing.T) {
 		"MOCK_DATASET_ID":      difymock.DefaultDatasetID,
 		"NAME_CHAT":            NameChat,
 		"NAME_RETRIEVE":        NameRetrieve,
-		"RETRIEVE_QUERY":       DefaultRetrieveQuery,
 	}
 	for name, want := range consts {
 		m := regexp.MustCompile(`(?m)^` + name + ` = "([^"]*)"`).FindStringSubmatch(lf)
 		if m == nil || m[1] != want {
 			t.Errorf("locustfile.py %s = %v, want %q", name, m, want)
-		}
-	}
-	for _, q := range DefaultQueries() {
-		if !strings.Contains(lf, `"`+q+`"`) {
-			t.Errorf("locustfile.py lacks the query %q", q)
 		}
 	}
 	opts := OptionKeys()

@@ -22,11 +22,11 @@ import (
 // A Scheduler is safe for concurrent use. Every user goroutine it starts is
 // owned by it and ends after StopAll (provided RunTask honours its ctx).
 type Scheduler struct {
-	classes     []UserClass // sorted by name
-	byName      map[string]UserClass
 	onException func(msg, traceback string)
 
 	mu          sync.Mutex
+	classes     []UserClass // sorted by name
+	byName      map[string]UserClass
 	live        map[string][]*userRun // running users per class, oldest first
 	all         map[*userRun]struct{} // every goroutine not yet exited (live + stopping)
 	stopTimeout time.Duration
@@ -105,8 +105,34 @@ func (s *Scheduler) SetStopTimeout(d time.Duration) {
 
 // Known reports whether the scheduler has a class called name.
 func (s *Scheduler) Known(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	_, ok := s.byName[name]
 	return ok
+}
+
+// SetClasses replaces the user classes (a workload the master sent). Users of classes
+// that are gone are stopped with the stop timeout; users of classes that stay keep
+// running until the next Apply changes their count. (Extension of the brief's API.)
+func (s *Scheduler) SetClasses(classes []UserClass) {
+	cs := append([]UserClass(nil), classes...)
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].Name() < cs[j].Name() })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	byName := make(map[string]UserClass, len(cs))
+	for _, c := range cs {
+		byName[c.Name()] = c
+	}
+	for name, users := range s.live {
+		if _, keep := byName[name]; keep {
+			continue
+		}
+		for i := len(users) - 1; i >= 0; i-- {
+			users[i].stop(s.stopTimeout)
+		}
+		delete(s.live, name)
+	}
+	s.classes, s.byName = cs, byName
 }
 
 // Apply makes the number of running users of each class in targets equal to
@@ -245,7 +271,7 @@ func (s *Scheduler) report(msg, tb string) {
 func (s *Scheduler) Counts() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.classes))
+	out := make(map[string]int, len(s.classes)+len(s.live))
 	for _, c := range s.classes {
 		out[c.Name()] = len(s.live[c.Name()])
 	}
@@ -314,7 +340,7 @@ func (s *Scheduler) Ramp(ctx context.Context, users int, rate float64, env Env) 
 		cur += n
 	}
 	if rate <= 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
-		s.Apply(SplitByWeight(s.classes, users), env)
+		s.Apply(SplitByWeight(s.snapshotClasses(), users), env)
 		return nil
 	}
 	step := max(1, int(math.Floor(rate)))
@@ -325,7 +351,7 @@ func (s *Scheduler) Ramp(ctx context.Context, users int, rate float64, env Env) 
 		} else {
 			cur = max(cur-step, users)
 		}
-		s.Apply(SplitByWeight(s.classes, cur), env)
+		s.Apply(SplitByWeight(s.snapshotClasses(), cur), env)
 		if cur == users {
 			break
 		}
@@ -338,6 +364,12 @@ func (s *Scheduler) Ramp(ctx context.Context, users int, rate float64, env Env) 
 		}
 	}
 	return nil
+}
+
+func (s *Scheduler) snapshotClasses() []UserClass {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.classes
 }
 
 // SplitByWeight splits users over classes by weight the way Locust's

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -17,6 +18,7 @@ import (
 	"github.com/difyload/difyload/difymock"
 	"github.com/difyload/difyload/metrics"
 	"github.com/difyload/difyload/worker"
+	"github.com/difyload/difyload/workload"
 )
 
 // parseRunTime accepts Locust's -t forms: "90" (seconds), "30s", "5m", "1h30m".
@@ -59,6 +61,7 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 	fs.DurationVar(&grace, "stop-timeout", 5*time.Second, "at the end, time in-flight tasks get to finish before they are cancelled")
 	fs.StringVar(&mockFaults, "mock-faults", "", "with the embedded mock (no --host): fault probabilities, e.g. 429=0.05,error_event=0.02")
 	fs.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
+	fs.StringVar(&uf.workload, "workload", envString(env, "DIFYLOAD_WORKLOAD", ""), "workload file (.toml or .json): apps, knowledge bases, user classes; default: the built-in seed workload [env DIFYLOAD_WORKLOAD]")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -98,12 +101,30 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 		fmt.Fprintf(stdout, "embedded Dify mock on %s\n", uf.host)
 	}
 
+	var wl *workload.Workload
+	if uf.workload != "" {
+		if wl, err = workload.Load(uf.workload); err != nil {
+			return err
+		}
+		// The workload's SLOs apply where the flags set none.
+		lf.sloTTFT = cmp.Or(lf.sloTTFT, wl.SLO.TTFT)
+		lf.sloTPOT = cmp.Or(lf.sloTPOT, wl.SLO.TPOT)
+		lf.sloE2E = cmp.Or(lf.sloE2E, wl.SLO.E2E)
+	}
 	wr, err := build(ctx, &uf, &lf, stderr)
 	if err != nil {
 		return err
 	}
 	defer wr.close()
 	stats, classes := wr.stats, wr.classes
+	if wl != nil {
+		if err := workload.Resolve(wl, env, func(name string) string { return uf.cfg.Option(nil, name) }); err != nil {
+			return err
+		}
+		if classes, err = wr.classesFor(wl); err != nil {
+			return err
+		}
+	}
 	var exMu sync.Mutex
 	exceptions := map[string]int{}
 	sched := worker.NewScheduler(classes, func(msg, _ string) {

@@ -20,6 +20,7 @@ import (
 	"github.com/difyload/difyload/metrics"
 	"github.com/difyload/difyload/tasks"
 	"github.com/difyload/difyload/worker"
+	"github.com/difyload/difyload/workload"
 )
 
 // llmFlags configure the LLM streaming metrics (TTFT, TPOT, inter-chunk, goodput).
@@ -44,7 +45,9 @@ func (l *llmFlags) register(fs *flag.FlagSet, env lookupEnv) {
 type wiring struct {
 	stats   *metrics.Stats
 	llm     *metrics.LLM
-	classes []worker.UserClass
+	classes []worker.UserClass // the built-in workload's, with the flags applied
+	deps    tasks.Deps         // what every workload's classes share
+	obs     *tasks.LLMObserver
 	closers []func() error
 }
 
@@ -66,7 +69,7 @@ func (w *wiring) llmMessages(now time.Time) []worker.Message {
 // the worker, so main converts the worker's Env into the tasks' arguments.
 type userClass struct {
 	c   *tasks.Class
-	obs *tasks.LLMObserver // nil for classes without streams
+	obs *tasks.LLMObserver
 }
 
 var _ worker.UserClass = userClass{}
@@ -77,7 +80,7 @@ func (u userClass) NewUser(id int, env worker.Env) (worker.User, error) {
 	if u.obs != nil {
 		u.obs.ApplyOptions(env.ParsedOptions)
 	}
-	usr, err := u.c.NewUser(id, env.Host, env.ParsedOptions)
+	usr, err := u.c.NewUserAt(id, env.WorkerIndex, env.Host, env.ParsedOptions)
 	if err != nil {
 		return nil, err
 	}
@@ -101,16 +104,12 @@ func build(ctx context.Context, uf *userFlags, lf *llmFlags, stderr io.Writer) (
 		jsonl = metrics.NewJSONLWriter(f)
 		w.closers = append(w.closers, func() error { return errors.Join(jsonl.Close(), f.Close()) })
 	}
-	obs := tasks.NewLLMObserver(tasks.LLMObserverConfig{LLM: w.llm, JSONL: jsonl, Recorder: w.stats, Rows: lf.rows, SplitFlows: uf.splitFlows})
-	chat, err := tasks.NewChatUser(cfg, client, w.stats, obs)
-	if err != nil {
+	w.obs = tasks.NewLLMObserver(tasks.LLMObserverConfig{LLM: w.llm, JSONL: jsonl, Recorder: w.stats, Rows: lf.rows, SplitFlows: uf.splitFlows})
+	w.deps = cfg.Deps(client, w.stats, w.obs)
+	w.deps.ClientFor = uf.clients.forTimeout
+	if w.classes, err = w.classesFor(cfg.Workload()); err != nil {
 		return nil, errors.Join(err, w.close())
 	}
-	retrieve, err := tasks.NewRetrieveUser(cfg, client, w.stats)
-	if err != nil {
-		return nil, errors.Join(err, w.close())
-	}
-	w.classes = []worker.UserClass{userClass{c: chat, obs: obs}, userClass{c: retrieve}}
 	if lf.metricsAddr != "" {
 		stop, err := serveMetrics(ctx, lf.metricsAddr, w.llm, stderr)
 		if err != nil {
@@ -119,6 +118,19 @@ func build(ctx context.Context, uf *userFlags, lf *llmFlags, stderr io.Writer) (
 		w.closers = append(w.closers, stop)
 	}
 	return w, nil
+}
+
+// classesFor builds the worker's classes of a workload.
+func (w *wiring) classesFor(wl *workload.Workload) ([]worker.UserClass, error) {
+	cs, err := tasks.NewClasses(wl, w.deps)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]worker.UserClass, len(cs))
+	for i, c := range cs {
+		out[i] = userClass{c: c, obs: w.obs}
+	}
+	return out, nil
 }
 
 // serveMetrics serves the LLM histograms for Prometheus until stop is called.

@@ -51,6 +51,8 @@ func runWorker(ctx context.Context, args []string, env lookupEnv, stdout, stderr
 	}
 	defer wr.close()
 	cfg.Messages = wr.llmMessages
+	sw := &classSwitch{wr: wr, log: logger, current: wr.classes}
+	cfg.OnMessage = sw.onMessage
 	cfg.ConnectTimeout = connect
 	cfg.MasterTimeout = masterTimeout
 	cfg.ShutdownGrace = grace
@@ -65,5 +67,6 @@ func runWorker(ctx context.Context, args []string, env lookupEnv, stdout, stderr
 	if err != nil {
 		return err
 	}
+	sw.w = w
 	return errors.Join(w.Run(ctx), wr.close())
 }
