@@ -43,6 +43,10 @@ const (
 	LLMMetricServerLatency = "server_latency" // Dify usage.latency
 	LLMMetricServerTTFT    = "server_ttft"    // Dify usage.time_to_first_token
 	LLMMetricTokens        = "tokens"         // output tokens per stream (a count, not µs)
+	// TTFT split by turn, for apps holding multi-turn conversations (workload
+	// conversation.turns > 1): where Dify's memory cost shows.
+	LLMMetricTTFTFirstTurn = "ttft_turn1" // TTFT of a conversation's first turn
+	LLMMetricTTFTLaterTurn = "ttft_later" // TTFT of its second and later turns
 )
 
 type llmMetric int
@@ -55,6 +59,8 @@ const (
 	mServerLatency
 	mServerTTFT
 	mTokens
+	mTTFTFirstTurn
+	mTTFTLaterTurn
 	numLLMMetrics
 )
 
@@ -62,6 +68,7 @@ const (
 var llmMetricNames = [numLLMMetrics]string{
 	LLMMetricTTFT, LLMMetricTPOT, LLMMetricInterChunk, LLMMetricE2E,
 	LLMMetricServerLatency, LLMMetricServerTTFT, LLMMetricTokens,
+	LLMMetricTTFTFirstTurn, LLMMetricTTFTLaterTurn,
 }
 
 // LLMMetricNames returns the metric names in their canonical order.
@@ -255,6 +262,10 @@ type StreamSample struct {
 	Failed bool
 	// Flow is the chat flow ("SimpleChatFlow", ...), a label for Prometheus and JSONL.
 	Flow string
+	// Turn is the stream's turn in a multi-turn conversation (1 = first); 0 for apps
+	// without multi-turn conversations. It splits TTFT into LLMMetricTTFTFirstTurn and
+	// LLMMetricTTFTLaterTurn.
+	Turn int
 	// Start and End are the request start and the stream's end (wall clock). End picks the
 	// per-second bucket of the token and goodput rates; zero means "now".
 	Start, End time.Time
@@ -283,6 +294,12 @@ func (t *llmSet) add(s *StreamSample, good bool) {
 	}
 	if s.HasTTFT {
 		t.hist[mTTFT].Record(micros(s.TTFT))
+		switch {
+		case s.Turn == 1:
+			t.hist[mTTFTFirstTurn].Record(micros(s.TTFT))
+		case s.Turn > 1:
+			t.hist[mTTFTLaterTurn].Record(micros(s.TTFT))
+		}
 	}
 	if s.HasTPOT {
 		t.hist[mTPOT].Record(micros(s.TPOT))

@@ -116,7 +116,10 @@ type LLMObserver struct {
 	rows     atomic.Bool
 }
 
-var _ StreamObserver = (*LLMObserver)(nil)
+var (
+	_ StreamObserver = (*LLMObserver)(nil)
+	_ TurnObserver   = (*LLMObserver)(nil)
+)
 
 // NewLLMObserver returns an observer; cfg.LLM must not be nil.
 func NewLLMObserver(cfg LLMObserverConfig) *LLMObserver {
@@ -150,10 +153,17 @@ func (o *LLMObserver) RowsEnabled() bool { return o.rows.Load() }
 
 // ObserveStream implements StreamObserver.
 func (o *LLMObserver) ObserveStream(flow string, res *sse.Result, err error) {
+	o.ObserveTurn(flow, 0, res, err)
+}
+
+// ObserveTurn implements TurnObserver: turn 1 and later turns of multi-turn conversations
+// also feed the split TTFT histograms.
+func (o *LLMObserver) ObserveTurn(flow string, turn int, res *sse.Result, err error) {
 	if err != nil && sse.IsCancelled(err) {
 		return
 	}
 	s := StreamSampleFrom(flow, res, err)
+	s.Turn = turn
 	o.llm.Observe(s)
 	if o.jsonl != nil {
 		failure := ""
