@@ -201,7 +201,13 @@ type Result struct {
 	FirstByte time.Time
 	// FirstEvent is when the first event (including a ping) was complete.
 	FirstEvent time.Time
-	// FirstToken is when the first non-empty answer chunk (message/agent_message) arrived.
+	// FirstDataEvent is when the first event with data (any Dify event but the ping keep-alive)
+	// was complete: time to first event (TTFE). On Dify 1.13 a relayed run sends one ping at
+	// once and its first data event only when a job worker has started it, so FirstDataEvent
+	// minus Start is the wait in Dify's queue plus the run's setup.
+	FirstDataEvent time.Time
+	// FirstToken is when the first non-empty answer chunk arrived: message/agent_message,
+	// or text_chunk with a non-empty data.text for a workflow app (ModeWorkflow).
 	// After an agent_message, message events are not chunks (a New Agent app repeats the
 	// full answer in one message event at the end).
 	FirstToken time.Time
@@ -229,6 +235,8 @@ type Result struct {
 	MessageID, ConversationID, TaskID string
 	// WorkflowStatus is workflow_finished's data.status, if one arrived.
 	WorkflowStatus string
+	// WorkflowRunID is workflow_finished's workflow_run_id, if one arrived.
+	WorkflowRunID string
 }
 
 // Usage is message_end.metadata.usage.
@@ -408,7 +416,7 @@ func (c *Client) statusError(rn *run, resp *http.Response) *StreamError {
 }
 
 // readError classifies an error from reading the body.
-func readError(rn *run, err error, streaming bool) *StreamError {
+func readError(rn *run, err error, streaming bool, truncated string) *StreamError {
 	if se := ctxError(rn.parent, rn.ctx, err); se != nil {
 		return se
 	}
@@ -417,7 +425,7 @@ func readError(rn *run, err error, streaming bool) *StreamError {
 	case streaming && reason == "connection reset":
 		return &StreamError{Phase: PhaseRead, Reason: failReset, Err: err}
 	case streaming && errors.Is(err, io.ErrUnexpectedEOF):
-		return &StreamError{Phase: PhaseTruncated, Reason: failTruncated, Err: err}
+		return &StreamError{Phase: PhaseTruncated, Reason: truncated, Err: err}
 	}
 	return &StreamError{Phase: PhaseRead, Reason: "read error: " + reason, Err: err}
 }
@@ -490,30 +498,29 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 	rd := c.getReader(rn)
 	defer c.putReader(rd)
 
-	var (
-		wfStarted, wfFinished, msgEnd bool
-		agentChunks                   bool // an agent_message event was seen
-		msgEndAt                      time.Time
-	)
+	term := newTerminals(req.Mode)
+	agentChunks := false // an agent_message event was seen
 	for {
 		ev, err := rd.next()
 		if err != nil {
 			switch {
 			case err == io.EOF:
-				if msgEnd {
-					res.End = msgEndAt
+				if end, ok := term.atEOF(); ok {
+					res.End = end
 					return nil
 				}
-				return &StreamError{Phase: PhaseTruncated, Reason: failTruncated, Err: io.ErrUnexpectedEOF}
+				return &StreamError{Phase: PhaseTruncated, Reason: term.truncated(), Err: io.ErrUnexpectedEOF}
 			case errors.Is(err, errEventTooLarge):
 				return &StreamError{Phase: PhaseTooLarge, Reason: failTooLarge,
 					Err: fmt.Errorf("%w (%d bytes)", errEventTooLarge, c.cfg.MaxEventSize)}
-			case msgEnd && errors.Is(err, io.ErrUnexpectedEOF) && ctxError(rn.parent, rn.ctx, nil) == nil:
-				// message_end arrived; the connection then closed without a clean end.
-				res.End = msgEndAt
-				return nil
+			case errors.Is(err, io.ErrUnexpectedEOF) && ctxError(rn.parent, rn.ctx, nil) == nil:
+				// The terminal event arrived; the connection then closed without a clean end.
+				if end, ok := term.atEOF(); ok {
+					res.End = end
+					return nil
+				}
 			}
-			return readError(rn, err, true)
+			return readError(rn, err, true, term.truncated())
 		}
 		now := rn.last
 		res.Events++
@@ -528,9 +535,12 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 			}
 			continue
 		}
+		if res.FirstDataEvent.IsZero() {
+			res.FirstDataEvent = now
+		}
 		if !validJSON(ev.data) {
 			if ev.partial {
-				return &StreamError{Phase: PhaseTruncated, Reason: failTruncated, Err: io.ErrUnexpectedEOF}
+				return &StreamError{Phase: PhaseTruncated, Reason: term.truncated(), Err: io.ErrUnexpectedEOF}
 			}
 			return c.malformed(rn, errors.New("sse: data is not valid JSON"))
 		}
@@ -539,15 +549,22 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 			return c.malformed(rn, errors.New(`sse: data has no "event" string`))
 		}
 		switch kind := kindOf(name); kind {
-		case kindMessage, kindAgentMessage:
-			// A New Agent app (mode "agent") ends its agent_message chunks with one message
-			// event repeating the full answer: not a chunk.
-			if kind == kindAgentMessage {
+		case kindMessage, kindAgentMessage, kindTextChunk:
+			var chunk bool
+			switch {
+			case term.workflowApp:
+				// A workflow app streams its answer in text_chunk data.text.
+				chunk = kind == kindTextChunk && textNonEmpty(ev.data)
+			case kind == kindTextChunk:
+			case kind == kindAgentMessage:
 				agentChunks = true
-			} else if agentChunks {
-				break
+				chunk = answerNonEmpty(ev.data)
+			default:
+				// A New Agent app (mode "agent") ends its agent_message chunks with one
+				// message event repeating the full answer: not a chunk.
+				chunk = !agentChunks && answerNonEmpty(ev.data)
 			}
-			if answerNonEmpty(ev.data) {
+			if chunk {
 				if res.Chunks == 0 {
 					res.FirstToken = now
 					rn.stopTimer(timerFirst)
@@ -565,20 +582,20 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 			if me.Metadata != nil && me.Metadata.Usage != nil {
 				res.Usage = me.Metadata.Usage.toUsage()
 			}
-			msgEnd, msgEndAt = true, now
-			if !wfStarted || wfFinished {
+			if term.messageEnd(now) {
 				res.End = now
 				rn.drain()
 				return nil
 			}
 		case kindWorkflowStarted:
-			wfStarted = true
+			term.wfStarted = true
 		case kindWorkflowFinished:
 			var wf wireWorkflowFinished
 			if err := decodeWorkflowFinished(ev.data, &wf); err != nil {
 				return c.malformed(rn, fmt.Errorf("sse: workflow_finished: %w", err))
 			}
 			res.WorkflowStatus = wf.Data.Status
+			res.WorkflowRunID = wf.WorkflowRunID
 			if res.TaskID == "" {
 				res.MessageID, res.ConversationID, res.TaskID = wf.MessageID, wf.ConversationID, wf.TaskID
 			}
@@ -592,12 +609,17 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 				return &StreamError{Phase: PhaseWorkflow, Reason: failWorkflowStop,
 					Err: fmt.Errorf("sse: workflow_finished status %q", wf.Data.Status)}
 			}
-			wfFinished = true
-			if msgEnd {
+			if term.workflowFinished(now) {
 				res.End = now
 				rn.drain()
 				return nil
 			}
+		case kindWorkflowPaused:
+			// A human-input node paused the run: the stream ends here (Dify's relay stops at
+			// workflow_paused) and the answer is not complete.
+			rn.drain()
+			return &StreamError{Phase: PhaseWorkflow, Reason: failWorkflowPaused,
+				Err: errors.New("sse: workflow_paused (a human input node waits for a reply)")}
 		case kindError:
 			var we wireError
 			if err := json.Unmarshal(ev.data, &we); err != nil {
@@ -672,7 +694,7 @@ func (c *Client) post(rn *run, req Request, out *Response) *StreamError {
 			break
 		}
 		if err != nil {
-			return readError(rn, err, false)
+			return readError(rn, err, false, failTruncated)
 		}
 	}
 	if len(buf) > limit {

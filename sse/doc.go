@@ -53,21 +53,31 @@
 //
 // # Terminal events
 //
-//   - Without a workflow_started event (chat and agent apps), message_end is terminal: End is
-//     its arrival time.
-//   - After workflow_started (chatflow), workflow_finished and message_end may come in either
-//     order; the stream ends at whichever of the two comes last (End = its time). EOF after
-//     message_end alone is a success, with End = message_end's time.
-//   - workflow_finished with status "failed" fails at once ("workflow failed"), "stopped"
-//     likewise ("workflow stopped"); "succeeded" and "partial-succeeded" are successes.
-//   - An error event fails at once: "stream error: <code>".
-//   - EOF before message_end: "stream ended before message_end".
+// Request.Mode picks the rules, following Dify's task pipeline for each app mode:
 //
-// The first answer token is the first message or agent_message event with a non-empty answer;
-// every such chunk's arrival time is appended to Result.ChunkTimes. Once an agent_message was
-// seen, message events are not chunks: a New Agent app (mode "agent") ends with one message
-// event repeating the full answer. Times are taken when the
-// body read that completed the event returned.
+//   - chat, agent, completion (and chatflow without a workflow_started event): message_end is
+//     terminal; End is its arrival time.
+//   - chatflow ("" or "chatflow"), after workflow_started: workflow_finished and message_end may
+//     come in either order; the stream ends at whichever of the two comes last (End = its
+//     time). EOF after only one of them is a success with End = its time: after message_end
+//     alone as before, and after a successful workflow_finished alone because Dify 1.13's
+//     relay stops at the first workflow_finished and 1.13.0 queued message_end after it.
+//   - workflow (/v1/workflows/run): the answer is text_chunk data.text; workflow_finished
+//     with status "succeeded" or "partial-succeeded" ends the stream at once (message_end
+//     plays no part); EOF before it is "stream ended before workflow_finished".
+//   - Every mode: workflow_finished with status "failed" fails at once ("workflow failed"),
+//     "stopped" likewise ("workflow stopped"); workflow_paused (a human-input node, after
+//     human_input_required) fails with "workflow paused"; an error event fails at once:
+//     "stream error: <code>"; EOF before the terminal event: "stream ended before
+//     message_end".
+//
+// The first answer token is the first chunk with a non-empty answer: a message or
+// agent_message event's "answer" (chat modes), a text_chunk's data.text (workflow); every such
+// chunk's arrival time is appended to Result.ChunkTimes. Once an agent_message was seen,
+// message events are not chunks: a New Agent app (mode "agent") ends with one message event
+// repeating the full answer. Result.FirstDataEvent is the first event with data (anything but
+// the ping keep-alive): Dify's "time to first event". Times are taken when the body read that
+// completed the event returned.
 //
 // # Timeouts and errors
 //
@@ -84,6 +94,7 @@
 //	timeout: no first token after 60s    timeout: no event for 30s
 //	timeout: stream longer than 300s     stream error: <dify code>
 //	workflow failed                      workflow stopped
+//	workflow paused                      stream ended before workflow_finished
 //	stream ended before message_end      malformed event JSON
 //	event too large                      invalid response: content-type <type>
 //	invalid response: not JSON           invalid response: body too large   (Post)
