@@ -92,6 +92,9 @@ func FromMessage(data any) (*Workload, error) {
 		return nil, &Error{File: "from the master", Problem: fmt.Sprintf("the message is %s, not a table", kind(data)), Fix: "use the locustfile.py of this difyload version on the master"}
 	}
 	src, _ := m["source"].(string)
+	if e, ok := m["error"].(string); ok && e != "" {
+		return nil, &Error{File: src + " (on the master)", Problem: e, Fix: "correct the workload file on the master and start the test again"}
+	}
 	root := m["workload"]
 	if src != "" {
 		d.p.file = src + " (from the master)"
