@@ -38,7 +38,8 @@ func (d *Dataset) row(i int) []byte {
 	return d.data[d.starts[i]:end]
 }
 
-// Row decodes row i (0 ≤ i < Len). inputs is nil when the row has no input columns.
+// Row decodes row i (0 ≤ i < Len). inputs is nil when the row has no input columns; a
+// JSONL row's input values are json.RawMessage, a CSV row's strings.
 func (d *Dataset) Row(i int) (query string, inputs map[string]any, err error) {
 	raw := d.row(i)
 	if d.Format == "csv" {
@@ -61,14 +62,22 @@ func (d *Dataset) Row(i int) (query string, inputs map[string]any, err error) {
 		}
 		return query, inputs, nil
 	}
-	var m map[string]any
+	// Input values stay raw JSON (json.RawMessage): they go back into a request body as
+	// they are, so only the query is decoded.
+	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return "", nil, fmt.Errorf("dataset %s row %d: %w", d.Name, i+1, err)
 	}
-	query, _ = m["query"].(string)
-	delete(m, "query")
-	if len(m) > 0 {
-		inputs = m
+	if err := json.Unmarshal(m["query"], &query); err != nil {
+		return "", nil, fmt.Errorf("dataset %s row %d: query: %w", d.Name, i+1, err)
+	}
+	if len(m) > 1 {
+		inputs = make(map[string]any, len(m)-1)
+		for k, v := range m {
+			if k != "query" {
+				inputs[k] = v
+			}
+		}
 	}
 	return query, inputs, nil
 }
@@ -146,10 +155,15 @@ func ParseDataset(file, place, name, format string, data []byte) (*Dataset, erro
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			line, _ := r.FieldPos(0)
 			if err != nil {
+				line := 0
+				var pe *csv.ParseError
+				if errors.As(err, &pe) {
+					line = pe.Line
+				}
 				return nil, bad(line, err.Error(), "fix the CSV syntax (quote fields holding commas or newlines)")
 			}
+			line, _ := r.FieldPos(0)
 			if strings.TrimSpace(rec[d.qcol]) == "" {
 				return nil, bad(line, "row has no query", "fill the query column of every row")
 			}
