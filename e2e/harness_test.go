@@ -250,6 +250,8 @@ type masterOpts struct {
 	host      string
 	stopTO    int
 	extraArgs []string
+	files     map[string]string // written into the master's directory (e.g. a workload)
+	env       []string          // extra environment (e.g. the workload's key variables)
 }
 
 func (e *env) startMaster(t *testing.T, o masterOpts) *master {
@@ -271,6 +273,22 @@ func (e *env) startMaster(t *testing.T, o masterOpts) *master {
 	if err := os.WriteFile(filepath.Join(dir, "locustfile.py"), lf, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The Python modules locustfile.py imports live beside it.
+	mods, _ := filepath.Glob(filepath.Join(e.root, "difyload_*.py"))
+	for _, mod := range mods {
+		src, err := os.ReadFile(mod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(mod)), src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, content := range o.files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rel, _ := filepath.Rel(e.workDir, dir)
 	m := &master{dir: dir, rel: rel, port: freePort(t), webPort: freePort(t)}
 	argv = append(argv, "-f", filepath.Join(rel, "locustfile.py"), "--master",
@@ -287,8 +305,10 @@ func (e *env) startMaster(t *testing.T, o masterOpts) *master {
 		argv = append(argv, "--headless", "-u", strconv.Itoa(o.users), "-r", strconv.FormatFloat(o.rate, 'f', -1, 64),
 			"-t", o.runTime, "--expect-workers", strconv.Itoa(o.expect))
 	}
-	argv = append(argv, o.extraArgs...)
-	m.proc = start(t, "master "+o.version, e.workDir, argv)
+	for _, a := range o.extraArgs { // "{dir}" is the master's directory, relative to its cwd
+		argv = append(argv, strings.ReplaceAll(a, "{dir}", rel))
+	}
+	m.proc = start(t, "master "+o.version, e.workDir, argv, o.env...)
 	return m
 }
 

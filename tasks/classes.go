@@ -342,8 +342,14 @@ func (u *User) RunTask(ctx context.Context) error {
 	return t.act.run(ctx, u, u.pick(t.act))
 }
 
-// WaitTime is the class's wait_time after a task.
-func (u *User) WaitTime() time.Duration { return u.wait.next(u.rng, u.taskStart) }
+// WaitTime is the class's wait_time after a task. A user without tasks reported that once
+// and then idles (a stop still ends it at once), as a Python user without tasks dies.
+func (u *User) WaitTime() time.Duration {
+	if u.total == 0 {
+		return time.Hour
+	}
+	return u.wait.next(u.rng, u.taskStart)
+}
 
 func (u *User) option(name string) string {
 	if u.class.deps.Option != nil {
