@@ -266,26 +266,14 @@ func (e *env) startMaster(t *testing.T, o masterOpts) *master {
 			os.RemoveAll(dir)
 		}
 	})
-	lf, err := os.ReadFile(filepath.Join(e.root, "locustfile.py"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "locustfile.py"), lf, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// The Python modules locustfile.py imports live beside it.
+	// locustfile.py and the modules it imports from beside it (difyload_*.py).
 	mods, _ := filepath.Glob(filepath.Join(e.root, "difyload_*.py"))
-	for _, mod := range mods {
-		src, err := os.ReadFile(mod)
+	for _, src := range append([]string{filepath.Join(e.root, "locustfile.py")}, mods...) {
+		lf, err := os.ReadFile(src)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(mod)), src, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for name, content := range o.files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(src)), lf, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -304,6 +292,11 @@ func (e *env) startMaster(t *testing.T, o masterOpts) *master {
 	if o.headless {
 		argv = append(argv, "--headless", "-u", strconv.Itoa(o.users), "-r", strconv.FormatFloat(o.rate, 'f', -1, 64),
 			"-t", o.runTime, "--expect-workers", strconv.Itoa(o.expect))
+	}
+	for name, content := range o.files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, a := range o.extraArgs { // "{dir}" is the master's directory, relative to its cwd
 		argv = append(argv, strings.ReplaceAll(a, "{dir}", rel))
