@@ -1,5 +1,5 @@
 // Package difymock is a Dify-compatible mock server (Dify service API
-// 1.13.3) for tests, demos and benchmarks of difyload. It is the oracle the
+// 1.9 … 1.13.3, see "Dify versions") for tests, demos and benchmarks of difyload. It is the oracle the
 // client is tested against, so it imports nothing from the project and keeps
 // its own truth about what it served.
 //
@@ -7,7 +7,8 @@
 //
 // Responses follow /work/shared/reference/dify-api.md byte for byte:
 //
-//   - every response carries X-Version: 1.13.3 and X-Env: PRODUCTION;
+//   - every response carries X-Version (the Dify version, 1.13.3 by
+//     default) and X-Env: PRODUCTION;
 //   - streams: 200, Content-Type "text/event-stream; charset=utf-8",
 //     chunked, no Content-Length; each event is "data: <json>\n\n" with no
 //     event: line, compact orjson-style JSON (no spaces, raw UTF-8, keys in
@@ -17,16 +18,40 @@
 //     style (", " and ": " separators, ASCII-escaped), no trailing newline;
 //   - everything else and every error: "application/json", compact JSON
 //     plus a trailing "\n"; errors are {"code","message","status"}; a 401
-//     also has WWW-Authenticate: Bearer realm="api".
+//     also has WWW-Authenticate: Bearer realm="api". Error messages are
+//     written as ujson writes them (flask-restx uses ujson when it is
+//     installed, and Dify's lock file installs it): "/" as "\/", non-ASCII
+//     as \uXXXX.
 //
 // # Apps, keys and endpoints
 //
-//	SimpleChatKey   advanced-chat  Start → Answer "You said: {{query}}" (§1.3)
-//	ComplexChatKey  advanced-chat  Start → IF/ELSE → Tool → Knowledge Retrieval → LLM → Answer (§1.4)
-//	AgentChatKey    agent-chat     agent_thought / agent_message (§1.5); streaming only
-//	DatasetKey      knowledge API  /v1/datasets/{id}/retrieve only
+//	key                    app (truth name)      Dify mode      endpoint and flow
+//	SimpleChatKey          simple_chatflow       advanced-chat  chat-messages: Start → Answer "You said: {{query}}" (§1.3)
+//	ComplexChatKey         complex_chatflow      advanced-chat  chat-messages: Start → IF/ELSE → Tool → Knowledge Retrieval → LLM → Answer (§1.4)
+//	AgentChatKey           agent                 agent-chat     chat-messages: agent_thought / agent_message (§1.5); streaming only
+//	ChatAppKey             chat                  chat           chat-messages: message chunks, message_end
+//	CompletionAppKey       completion            completion     completion-messages: message chunks, message_end (no conversation)
+//	WorkflowAppKey         workflow              workflow       workflows/run: Start → LLM → End, text_chunk, workflow_finished
+//	RequiredInputsChatKey  required_chatflow     advanced-chat  chat-messages: the simple chatflow with the required input "dept"
+//	HumanInputChatKey      human_input_chatflow  advanced-chat  chat-messages: Start → human input: human_input_required, workflow_paused
+//	DatasetKey             —                     knowledge API  /v1/datasets/{id}/retrieve only
 //
-// POST /v1/chat-messages serves the three apps, streaming or blocking
+// An app key on another app type's endpoint is 400 not_chat_app /
+// not_completion_app / not_workflow_app "Please check if your app mode
+// matches the right API route.". A completion app's query is optional, a
+// workflow app has none; `files` must be absent, null or a list of objects
+// (else 400 invalid_param); its entries are counted (Record.Files,
+// Truth.Apps[...].Files) and otherwise ignored.
+//
+// Conversations: a chat-messages request without conversation_id gets a new
+// UUID (a first turn); a request that sends one the mock issued, for the same
+// app and user, is a later turn (Record.Turn, Truth.Conversations; its
+// sys.dialogue_count is the turn). Any other UUID is an unknown conversation,
+// a setup error (see "Dify versions"). At most Config.MaxConversations are
+// remembered (oldest forgotten). Required inputs and an empty query are the
+// other setup errors.
+//
+// POST /v1/chat-messages serves the chat-messages apps, streaming or blocking
 // (response_mode omitted means blocking; agent + blocking is 400
 // invalid_param "Agent Chat App does not support blocking mode"). Every app
 // streams exactly Tokens answer chunks after TTFT, one every TokenDelay. The
@@ -60,8 +85,9 @@
 // (400 bad_request) → user (400 invalid_param "Arg user must be
 // provided.") → X-Mock-* headers (400 on a bad value) → schema: query,
 // inputs object, response_mode, conversation_id "" / null / UUID (400
-// invalid_param) → injected HTTP faults. Any UUID conversation_id is
-// accepted (the mock keeps no conversations).
+// invalid_param) → app concurrency limit (400 invalid_param "Too many
+// requests. …", Config.MaxActiveRequests) → injected HTTP faults → the run's
+// setup (unknown conversation, required inputs, empty query).
 //
 // # Per-request headers
 //
