@@ -5,6 +5,7 @@ package e2e
 import (
 	"fmt"
 	"html"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -545,4 +546,32 @@ func TestWorkerRefusesWorkloadItCannotRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUpdateUserClassReachesGoWorkers: the web UI's class editor (Locust 2.25+,
+// update_user_class) changes a class's tasks and host on a Go worker, and the change
+// survives the workload the master sends at the next start.
+func TestUpdateUserClassReachesGoWorkers(t *testing.T) {
+	e := testEnv
+	mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
+	m := e.workloadMaster(t, "latest", "http://127.0.0.1:9", everyTypeWorkload, "--class-picker")
+	e.startWorker(t, m)
+	w := m.web()
+	w.waitOneReady(t)
+	for _, cls := range []struct {
+		name  string
+		tasks []string
+	}{{"Maker", []string{"write"}}, {"Chatter", []string{"kb"}}} {
+		body := fmt.Sprintf(`{"user_class_name": %q, "host": %q, "weight": 1, "fixed_count": 0, "tasks": [%q]}`, cls.name, mk.URL, cls.tasks[0])
+		resp, err := http.Post(w.base+"/user", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("POST /user: %d", resp.StatusCode)
+		}
+	}
+	s := runRound(t, w, 4, 3*time.Second, 1)
+	checkPerApp(t, s, mk.truth(t), difymock.Truth{}, map[string]bool{"flow": true, "talk": true, "agent": true, "wf": true})
 }

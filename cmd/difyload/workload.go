@@ -18,6 +18,9 @@ type classSwitch struct {
 	w       *worker.Worker
 	log     *slog.Logger
 	current []worker.UserClass
+	// updates are the master's update_user_class settings by class name: they outlive a
+	// workload rebuild, as they outlive a test on the master's own classes.
+	updates map[string]map[string]any
 }
 
 func (s *classSwitch) onMessage(typ string, data any) {
@@ -56,6 +59,11 @@ func (s *classSwitch) set(classes []worker.UserClass, source string) {
 		return
 	}
 	s.current = classes
+	for _, c := range classes {
+		if uc, ok := c.(userClass); ok && s.updates[uc.c.Name()] != nil {
+			uc.c.Update(s.updates[uc.c.Name()])
+		}
+	}
 	if source != "" {
 		names := make([]string, len(classes))
 		for i, c := range classes {
@@ -73,6 +81,10 @@ func (s *classSwitch) update(data any) {
 		return
 	}
 	name, _ := m["user_class_name"].(string)
+	if s.updates == nil {
+		s.updates = map[string]map[string]any{}
+	}
+	s.updates[name] = m
 	for _, c := range s.current {
 		if uc, ok := c.(userClass); ok && uc.c.Name() == name {
 			uc.c.Update(m)
