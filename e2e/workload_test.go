@@ -230,6 +230,23 @@ func TestWorkloadEveryAppType(t *testing.T) {
 			tr := mk.truth(t)
 			checkPerApp(t, s, tr, difymock.Truth{}, nil)
 			checkConversations(t, mk.fetchTruth(t, "?records=0"), map[string]bool{})
+			// The LLM tab splits TTFT by turn for the 3-turn app: 1 first turn per 2 later ones.
+			var llm struct {
+				Rows []struct {
+					Metric string `json:"metric"`
+					Count  int64  `json:"count"`
+				} `json:"rows"`
+			}
+			if err := httpGetJSON(w.base+"/llm/stats", &llm); err != nil {
+				t.Fatal(err)
+			}
+			turns := map[string]int64{}
+			for _, r := range llm.Rows {
+				turns[r.Metric] = r.Count
+			}
+			if first, later := turns["TTFT, first turn (ms)"], turns["TTFT, later turns (ms)"]; first == 0 || later != 2*first {
+				t.Errorf("LLM tab: TTFT first turn %d, later turns %d; want later = 2 × first > 0", first, later)
+			}
 			if f := tr.Apps["workflow"].Files; f == 0 || f != tr.Apps["workflow"].Requests {
 				t.Errorf("the workflow's files reached the mock %d times in %d requests", f, tr.Apps["workflow"].Requests)
 			}

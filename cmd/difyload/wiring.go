@@ -201,6 +201,15 @@ func writeLLMSummary(out io.Writer, llm *metrics.LLM) {
 		}
 		fmt.Fprintln(out)
 	}
+	first, later := all.Hist[metrics.LLMMetricTTFTFirstTurn], all.Hist[metrics.LLMMetricTTFTLaterTurn]
+	if first.Count > 0 || later.Count > 0 {
+		fmt.Fprintf(out, "TTFT of multi-turn conversations: first turn %s, later turns %s (ms; p50 / p90 / p99 / max, %d and %d streams)\n",
+			quantiles(first), quantiles(later), first.Count, later.Count)
+	}
+}
+
+func quantiles(h metrics.LLMHistogram) string {
+	return fmt.Sprintf("%s / %s / %s / %s", ms(h.Quantile(0.5)), ms(h.Quantile(0.9)), ms(h.Quantile(0.99)), ms(h.Quantile(1)))
 }
 
 func ms(us int64) string { return fmt.Sprintf("%.1f", float64(us)/1000) }
