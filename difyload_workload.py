@@ -525,6 +525,17 @@ class Workload:
     def dataset(self, place):
         return self.datasets.get(place + ".dataset")
 
+    def post_name(self, name, split):
+        """The POST row of a target: with split rows, an endpoint that several apps (or
+        knowledge bases) share gets the target's name too ("/v1/chat-messages helpdesk")."""
+        kind, _t, _place = self.targets()[name]
+        endpoint = "/v1/datasets/[id]/retrieve" if kind == "retrieve" else ENDPOINTS[kind]
+        if not split:
+            return endpoint
+        shared = sum(1 for k, _t2, _p in self.targets().values()
+                     if ("/v1/datasets/[id]/retrieve" if k == "retrieve" else ENDPOINTS[k]) == endpoint)
+        return f"{endpoint} {name}" if shared > 1 else endpoint
+
 
 def _syntax(name, src):
     if name.lower().endswith(".json"):

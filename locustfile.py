@@ -379,13 +379,14 @@ class _DifyUser(User):
                         "conversation_id": cid, "auto_generate_name": False}
             if t.get("files"):
                 body["files"] = t["files"]
-            stream = self._stream(name, mode, self._secret(t, "key"), body, t.get("timeout"), turn if hi > 1 else 0)
+            stream = self._stream(name, mode, self._secret(t, "key"), body, t.get("timeout"), turn if hi > 1 else 0,
+                                  w.post_name(name, bool(self.opt("dify_split_flows", False))))
             if stream is None or not stream.conversation_id:
                 return
             cid = stream.conversation_id
 
-    def _stream(self, flow, mode, key, body, timeout, turn):
-        """One streaming request and its rows; the _Stream on success, else None."""
+    def _stream(self, flow, mode, key, body, timeout, turn, post):
+        """One streaming request and its rows (POST row post); the _Stream on success, else None."""
         env = self.environment
         path = _dw.ENDPOINTS[mode]
         split = bool(self.opt("dify_split_flows", False))
@@ -395,25 +396,25 @@ class _DifyUser(User):
         try:
             resp = self._post(path, key, body, stream=True, timeout=timeout)
         except requests.exceptions.RequestException as e:
-            _fire(env, "POST", path, start, time.time(), failure=_connect_failure(e))
+            _fire(env, "POST", post, start, time.time(), failure=_connect_failure(e))
             _llm_observe(env, flow, start, None, "connect", turn)
             return None
         headers_at = time.time()
         with resp:
             if resp.status_code != 200:
-                _fire(env, "POST", path, start, headers_at, failure=_http_failure(resp))
+                _fire(env, "POST", post, start, headers_at, failure=_http_failure(resp))
                 _llm_observe(env, flow, start, None, "http", turn)
                 return None
             ctype = resp.headers.get("Content-Type", "")
             if not ctype.startswith("text/event-stream"):
-                _fire(env, "POST", path, start, headers_at,
+                _fire(env, "POST", post, start, headers_at,
                       failure=f"invalid response: content-type {ctype.split(';')[0]}")
                 _llm_observe(env, flow, start, None, "content-type", turn)
                 return None
             stream = _Stream(resp, start, mode, timeout)
             failure = stream.run()
         end = stream.end or time.time()
-        _fire(env, "POST", path, start, headers_at, size=stream.bytes)
+        _fire(env, "POST", post, start, headers_at, size=stream.bytes)
         if stream.first_token is not None:
             _fire(env, "SSE", ttfb_name, start, stream.first_token)
         elif failure is None:
@@ -430,6 +431,7 @@ class _DifyUser(User):
 
     def _retrieve(self, name, t, w, place):
         env = self.environment
+        row = w.post_name(name, bool(self.opt("dify_split_flows", False)))
         dataset = self._secret(t, "dataset_id")
         key = self._secret(t, "key")
         q, _row = self._pick(name, t, w, place)
@@ -440,7 +442,7 @@ class _DifyUser(User):
         try:
             resp = self._post(f"/v1/datasets/{dataset}/retrieve", key, body, stream=False, timeout=t.get("timeout"))
         except requests.exceptions.RequestException as e:
-            _fire(env, "POST", NAME_RETRIEVE, start, time.time(), failure=_connect_failure(e))
+            _fire(env, "POST", row, start, time.time(), failure=_connect_failure(e))
             return
         end = time.time()
         if resp.status_code != 200:
@@ -449,16 +451,16 @@ class _DifyUser(User):
                 code = resp.json().get("code") or ""
             except ValueError:
                 pass
-            _fire(env, "POST", NAME_RETRIEVE, start, end, size=len(resp.content),
+            _fire(env, "POST", row, start, end, size=len(resp.content),
                   failure=f"HTTP {resp.status_code} {code}".strip())
             return
         try:
             json.loads(resp.content)
         except ValueError:
-            _fire(env, "POST", NAME_RETRIEVE, start, end, size=len(resp.content),
+            _fire(env, "POST", row, start, end, size=len(resp.content),
                   failure="invalid response: body is not JSON")
             return
-        _fire(env, "POST", NAME_RETRIEVE, start, end, size=len(resp.content))
+        _fire(env, "POST", row, start, end, size=len(resp.content))
 
 
 def _workload_slo(env, w):

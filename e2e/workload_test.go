@@ -98,11 +98,12 @@ const questionsJSONL = `{"query": "How do I reset my password?", "dept": "IT"}
 {"query": "Who approves overtime?"}
 `
 
-// workloadApps maps the workload's apps to the mock's app names and POST rows.
+// workloadApps maps the workload's apps to the mock's app names and POST rows (with
+// --dify-split-flows: the three apps sharing /v1/chat-messages get a row each).
 var workloadApps = []struct{ name, mock, post string }{
-	{"flow", "simple_chatflow", "/v1/chat-messages"},
-	{"talk", "chat", "/v1/chat-messages"},
-	{"agent", "agent", "/v1/chat-messages"},
+	{"flow", "simple_chatflow", "/v1/chat-messages flow"},
+	{"talk", "chat", "/v1/chat-messages talk"},
+	{"agent", "agent", "/v1/chat-messages agent"},
 	{"write", "completion", "/v1/completion-messages"},
 	{"wf", "workflow", "/v1/workflows/run"},
 }
@@ -178,7 +179,7 @@ func checkPerApp(t *testing.T, s uiStats, tr, before difymock.Truth, wantZero ma
 		}
 	}
 	for post, n := range posts {
-		if got, fail := s.row("POST", post); got != n || fail != 0 {
+		if got, fail := s.row("POST", post); got != n || fail != 0 || (n == 0) != (got == 0) {
 			t.Errorf("POST %s: master %d (%d failed), mock %d", post, got, fail, n)
 		}
 	}
@@ -380,9 +381,9 @@ func TestWorkloadMixedFleet(t *testing.T) {
 
 // expectedRows are the rows of everyTypeWorkload with --dify-split-flows.
 func expectedRows() []string {
-	rows := []string{"POST /v1/chat-messages", "POST /v1/completion-messages", "POST /v1/workflows/run", "POST /v1/datasets/[id]/retrieve"}
+	rows := []string{"POST /v1/datasets/[id]/retrieve"}
 	for _, a := range workloadApps {
-		rows = append(rows, "SSE TTFB "+a.name, "SSE Full Response "+a.name)
+		rows = append(rows, "POST "+a.post, "SSE TTFB "+a.name, "SSE Full Response "+a.name)
 	}
 	sort.Strings(rows)
 	return rows

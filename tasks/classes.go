@@ -110,10 +110,14 @@ func NewClasses(w *workload.Workload, deps Deps) ([]*Class, error) {
 			return nil, err
 		}
 	}
+	perEndpoint := map[string]int{}
+	for _, a := range w.Apps {
+		perEndpoint[endpointOf(a.Type)]++
+	}
 	acts := map[string]action{}
 	for i := range w.Apps {
 		a := &w.Apps[i]
-		k, err := newAppAction(a, deps.clientFor(a.Timeout))
+		k, err := newAppAction(a, deps.clientFor(a.Timeout), perEndpoint[endpointOf(a.Type)] > 1)
 		if err != nil {
 			return nil, err
 		}
@@ -121,7 +125,7 @@ func NewClasses(w *workload.Workload, deps Deps) ([]*Class, error) {
 	}
 	for i := range w.KnowledgeBases {
 		kb := &w.KnowledgeBases[i]
-		acts[kb.Name] = newRetrieveAction(kb, deps.clientFor(kb.Timeout))
+		acts[kb.Name] = newRetrieveAction(kb, deps.clientFor(kb.Timeout), len(w.KnowledgeBases) > 1)
 	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])

@@ -16,14 +16,34 @@ const (
 	NameWorkflow   = "/v1/workflows/run"
 )
 
-func newAppAction(a *workload.App, client Streamer) (action, error) {
+// endpointOf is the POST row of an app type.
+func endpointOf(m sse.Mode) string {
+	switch m {
+	case sse.ModeCompletion:
+		return NameCompletion
+	case sse.ModeWorkflow:
+		return NameWorkflow
+	}
+	return NameChat
+}
+
+// postName is the POST row: with split rows, an endpoint that several apps of the workload
+// share gets the app's name too ("/v1/chat-messages helpdesk").
+func postName(endpoint, app string, shared, split bool) string {
+	if split && shared {
+		return endpoint + " " + app
+	}
+	return endpoint
+}
+
+func newAppAction(a *workload.App, client Streamer, shared bool) (action, error) {
 	switch a.Type {
 	case sse.ModeChat, sse.ModeAgent, sse.ModeChatflow:
-		return &chatAction{app: a, client: client}, nil
+		return &chatAction{app: a, client: client, shared: shared}, nil
 	case sse.ModeCompletion:
-		return &completionAction{app: a, client: client}, nil
+		return &completionAction{app: a, client: client, shared: shared}, nil
 	case sse.ModeWorkflow:
-		return &workflowAction{app: a, client: client}, nil
+		return &workflowAction{app: a, client: client, shared: shared}, nil
 	}
 	return nil, fmt.Errorf("tasks: app %s: this worker cannot run app type %q", a.Name, a.Type)
 }
@@ -91,6 +111,7 @@ func (u *User) observe(flow string, turn int, res *sse.Result, err error) {
 type chatAction struct {
 	app    *workload.App
 	client Streamer
+	shared bool // another app of the workload uses the endpoint too
 }
 
 type chatBody struct {
@@ -133,7 +154,7 @@ func (a *chatAction) run(ctx context.Context, u *User, st *pickState) error {
 			return fmt.Errorf("encode chat request: %w", err)
 		}
 		res, err := a.client.Stream(ctx, sse.Request{URL: u.base + NameChat, APIKey: u.secret(a.app.Key), Body: body, Header: u.class.deps.Header, Mode: a.app.Type})
-		recordStream(u.class.deps.Recorder, NameChat, a.app.Name, u.split, res, err)
+		recordStream(u.class.deps.Recorder, postName(NameChat, a.app.Name, a.shared, u.split), a.app.Name, u.split, res, err)
 		u.observe(a.app.Name, a.turnOf(turn), res, err)
 		if err != nil || res == nil || res.ConversationID == "" {
 			return unexpected(err)
@@ -147,6 +168,7 @@ func (a *chatAction) run(ctx context.Context, u *User, st *pickState) error {
 type completionAction struct {
 	app    *workload.App
 	client Streamer
+	shared bool
 }
 
 type completionBody struct {
@@ -171,7 +193,7 @@ func (a *completionAction) run(ctx context.Context, u *User, st *pickState) erro
 		return fmt.Errorf("encode completion request: %w", err)
 	}
 	res, err := a.client.Stream(ctx, sse.Request{URL: u.base + NameCompletion, APIKey: u.secret(a.app.Key), Body: body, Header: u.class.deps.Header, Mode: sse.ModeCompletion})
-	recordStream(u.class.deps.Recorder, NameCompletion, a.app.Name, u.split, res, err)
+	recordStream(u.class.deps.Recorder, postName(NameCompletion, a.app.Name, a.shared, u.split), a.app.Name, u.split, res, err)
 	u.observe(a.app.Name, 0, res, err)
 	return unexpected(err)
 }
@@ -194,6 +216,7 @@ func withQueryInput(inputs map[string]any, name, q string) map[string]any {
 type workflowAction struct {
 	app    *workload.App
 	client Streamer
+	shared bool
 }
 
 type workflowBody struct {
@@ -220,7 +243,7 @@ func (a *workflowAction) run(ctx context.Context, u *User, st *pickState) error 
 		return fmt.Errorf("encode workflow request: %w", err)
 	}
 	res, err := a.client.Stream(ctx, sse.Request{URL: u.base + NameWorkflow, APIKey: u.secret(a.app.Key), Body: body, Header: u.class.deps.Header, Mode: sse.ModeWorkflow})
-	recordStream(u.class.deps.Recorder, NameWorkflow, a.app.Name, u.split, res, err)
+	recordStream(u.class.deps.Recorder, postName(NameWorkflow, a.app.Name, a.shared, u.split), a.app.Name, u.split, res, err)
 	u.observe(a.app.Name, 0, res, err)
 	return unexpected(err)
 }
@@ -229,10 +252,11 @@ func (a *workflowAction) run(ctx context.Context, u *User, st *pickState) error 
 type retrieveAction struct {
 	kb     *workload.KnowledgeBase
 	client Streamer
+	shared bool
 }
 
-func newRetrieveAction(kb *workload.KnowledgeBase, client Streamer) *retrieveAction {
-	return &retrieveAction{kb: kb, client: client}
+func newRetrieveAction(kb *workload.KnowledgeBase, client Streamer, shared bool) *retrieveAction {
+	return &retrieveAction{kb: kb, client: client, shared: shared}
 }
 
 type retrieveBody struct {
@@ -267,6 +291,6 @@ func (a *retrieveAction) run(ctx context.Context, u *User, st *pickState) error 
 		Body:   body,
 		Header: u.class.deps.Header,
 	})
-	recordRetrieve(u.class.deps.Recorder, resp, err)
+	recordRetrieve(u.class.deps.Recorder, postName(NameRetrieve, a.kb.Name, a.shared, u.split), resp, err)
 	return unexpected(err)
 }

@@ -87,7 +87,7 @@ func recordStream(rec Recorder, post, flow string, split bool, res *sse.Result, 
 	rec.Record(metrics.Sample{Method: MethodSSE, Name: full, Duration: since(res.Start, res.End), Size: tokens, At: now})
 }
 
-func recordRetrieve(rec Recorder, resp *sse.Response, err error) {
+func recordRetrieve(rec Recorder, name string, resp *sse.Response, err error) {
 	if resp == nil {
 		resp = &sse.Response{}
 	}
@@ -95,7 +95,7 @@ func recordRetrieve(rec Recorder, resp *sse.Response, err error) {
 	if err != nil && sse.IsCancelled(err) {
 		return
 	}
-	s := metrics.Sample{Method: MethodPOST, Name: NameRetrieve, Duration: since(resp.Start, resp.End), Size: resp.BytesRead, At: now}
+	s := metrics.Sample{Method: MethodPOST, Name: name, Duration: since(resp.Start, resp.End), Size: resp.BytesRead, At: now}
 	if err != nil {
 		s.Failure = failureName(err)
 	}
