@@ -19,7 +19,7 @@ import random
 import time
 import uuid
 
-from locust import User, between, events, tag, task  # first: Locust monkey-patches the stdlib
+from locust import User, events, tag  # first: Locust monkey-patches the stdlib
 from locust.user import wait_time as _locust_wait  # noqa: E402
 
 import requests  # noqa: E402
