@@ -340,7 +340,7 @@ func (s *Scheduler) Ramp(ctx context.Context, users int, rate float64, env Env) 
 		cur += n
 	}
 	if rate <= 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
-		s.Apply(SplitByWeight(s.snapshotClasses(), users), env)
+		s.Apply(SplitUsers(s.snapshotClasses(), users), env)
 		return nil
 	}
 	step := max(1, int(math.Floor(rate)))
@@ -351,7 +351,7 @@ func (s *Scheduler) Ramp(ctx context.Context, users int, rate float64, env Env) 
 		} else {
 			cur = max(cur-step, users)
 		}
-		s.Apply(SplitByWeight(s.snapshotClasses(), cur), env)
+		s.Apply(SplitUsers(s.snapshotClasses(), cur), env)
 		if cur == users {
 			break
 		}
@@ -370,6 +370,38 @@ func (s *Scheduler) snapshotClasses() []UserClass {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.classes
+}
+
+// FixedCounter is a UserClass with Locust's fixed_count: that many users whatever the
+// total (as far as the total allows), before the weighted classes get the rest.
+type FixedCounter interface {
+	FixedCount() int
+}
+
+// SplitUsers splits users like Locust's dispatcher with fixed_count: classes with a
+// positive FixedCount (FixedCounter) get theirs first, in name order, as far as users
+// allows; the rest goes to the other classes by weight (SplitByWeight). Every class appears
+// in the result, zeros included. (Extension of the brief's API.)
+func SplitUsers(classes []UserClass, users int) map[string]int {
+	out := map[string]int{}
+	var weighted []UserClass
+	fixed := append([]UserClass(nil), classes...)
+	sort.SliceStable(fixed, func(i, j int) bool { return fixed[i].Name() < fixed[j].Name() })
+	left := max(users, 0)
+	for _, c := range fixed {
+		fc, ok := c.(FixedCounter)
+		if !ok || fc.FixedCount() <= 0 {
+			weighted = append(weighted, c)
+			continue
+		}
+		n := min(fc.FixedCount(), left)
+		out[c.Name()] = n
+		left -= n
+	}
+	for name, n := range SplitByWeight(weighted, left) {
+		out[name] = n
+	}
+	return out
 }
 
 // SplitByWeight splits users over classes by weight the way Locust's

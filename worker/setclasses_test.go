@@ -37,3 +37,31 @@ func TestSchedulerSetClasses(t *testing.T) {
 		t.Errorf("no classes: %v", got)
 	}
 }
+
+type fixedClass struct {
+	weighted
+	fixed int
+}
+
+func (c fixedClass) FixedCount() int { return c.fixed }
+
+func TestSplitUsersFixedCount(t *testing.T) {
+	t.Parallel()
+	cs := []UserClass{weighted{"A", 3}, fixedClass{weighted{"B", 1}, 2}, weighted{"C", 1}}
+	for users, want := range map[int]map[string]int{
+		1: {"A": 0, "B": 1, "C": 0},
+		2: {"A": 0, "B": 2, "C": 0},
+		6: {"A": 3, "B": 2, "C": 1},
+		0: {"A": 0, "B": 0, "C": 0},
+	} {
+		got := SplitUsers(cs, users)
+		if len(got) != len(want) {
+			t.Errorf("%d users: %v, want %v", users, got, want)
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%d users: %v, want %v", users, got, want)
+			}
+		}
+	}
+}

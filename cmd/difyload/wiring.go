@@ -72,10 +72,14 @@ type userClass struct {
 	obs *tasks.LLMObserver
 }
 
-var _ worker.UserClass = userClass{}
+var (
+	_ worker.UserClass    = userClass{}
+	_ worker.FixedCounter = userClass{}
+)
 
-func (u userClass) Name() string { return u.c.Name() }
-func (u userClass) Weight() int  { return u.c.Weight() }
+func (u userClass) Name() string    { return u.c.Name() }
+func (u userClass) Weight() int     { return u.c.Weight() }
+func (u userClass) FixedCount() int { return u.c.FixedCount() }
 func (u userClass) NewUser(id int, env worker.Env) (worker.User, error) {
 	if u.obs != nil {
 		u.obs.ApplyOptions(env.ParsedOptions)
