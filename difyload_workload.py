@@ -76,6 +76,10 @@ wait_time = { between = [2, 5] }
 tasks = [{ app = "FileRetrieval", name = "file_retrieval" }]
 """
 
+# The datasets travel inline in the workload message (the Go worker accepts frames up to
+# 1 GiB); 10^6 rows of a typical question file are about 100 MiB.
+MAX_DATASET_BYTES = 512 << 20
+
 _CLASS_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_RE = _CLASS_RE
 
@@ -574,6 +578,10 @@ def parse(name, src, base_dir=None):
 
     c = _Checker(name, open_dataset=open_dataset if base_dir is not None else None)
     c.check(tree)
+    total = sum(len(ds.data) for ds in datasets.values())
+    if total > MAX_DATASET_BYTES:
+        c.add("", f"the datasets hold {total >> 20} MiB; every worker gets them in one message of at most "
+                  f"{MAX_DATASET_BYTES >> 20} MiB", "sample the datasets or split the test")
     if c.problems:
         raise WorkloadError(c.problems)
     return Workload(name, tree, datasets)
