@@ -593,3 +593,29 @@ func TestUpdateUserClassReachesGoWorkers(t *testing.T) {
 	s := runRound(t, w, 4, 3*time.Second, 1)
 	checkPerApp(t, s, mk.truth(t), difymock.Truth{}, map[string]bool{"flow": true, "talk": true, "agent": true, "wf": true})
 }
+
+// TestWorkloadLargeDataset: a 250,000-row dataset (about 20 MiB, beyond a protocol frame's
+// usual size) travels inline from the master to the Go worker, which runs it.
+func TestWorkloadLargeDataset(t *testing.T) {
+	e := testEnv
+	mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4")
+	var rows strings.Builder
+	for i := range 250_000 {
+		fmt.Fprintf(&rows, "{\"query\": \"question %d: how do I file a travel expense report?\", \"dept\": \"IT\"}\n", i)
+	}
+	src := strings.Replace(editedBefore, `queries = ["before"]`, `dataset = "big.jsonl"`+"\npick = \"random\"", 1)
+	m := e.startMaster(t, masterOpts{version: "2.12.1", host: mk.URL, stopTO: 20,
+		files: map[string]string{"w.toml": src, "big.jsonl": rows.String()},
+		env:   workloadKeys, extraArgs: []string{"--dify-workload", "{dir}/w.toml", "--dify-split-flows"}})
+	wk := e.startWorker(t, m)
+	w := m.web()
+	w.waitOneReady(t)
+	s := runRound(t, w, 4, 2*time.Second, 1)
+	n := mk.truth(t).Apps["simple_chatflow"].Requests
+	if got, _ := s.row("SSE", "Full Response a"); n == 0 || got != n {
+		t.Errorf("master Full Response a = %d, the mock served %d", got, n)
+	}
+	if !strings.Contains(wk.out.String(), "workload from the master") {
+		t.Error("the worker did not take the workload")
+	}
+}
