@@ -155,7 +155,9 @@
 // sent, and received / first-token / terminal times in unix ns; the
 // first-token and terminal times are taken after the Write+Flush of that
 // frame returned). Each request is recorded exactly once, when its handler
-// returns. Outcomes: "ok"; "http_400", "http_401", "http_404", "http_405",
+// returns. Per app (Truth.Apps) the same outcomes are counted under the
+// app names of the key table. Outcomes: "ok"; "setup_silent", "paused",
+// "concurrency_limit" (see "Dify versions"); "http_400", "http_401", "http_404", "http_405",
 // "http_415", "http_429", "http_500" (validation errors and the HTTP
 // faults); the fault name for every other injected fault; "client_gone"
 // when the client went away before the end. A failure fault keeps its
@@ -163,6 +165,60 @@
 // disconnects (stall, partial_line: the client times out); the success
 // faults (big_event, invalid_utf8, terminal_swap) count as their name only
 // when the stream completed, else client_gone.
+//
+// # Dify versions
+//
+// Config.DifyVersion (difyload mock --dify-version) picks the wire of a
+// release line; the default is the newest 1.13.x (DefaultDifyVersion). What
+// follows was read in Dify 1.13.3's source (langgenius/dify @59639ca9,
+// paths under api/) and is restated here in our words:
+//
+//   - 1.9 … 1.12: every run streams inline from the API process. A chatflow
+//     ends workflow_finished → message_end. Setup errors are HTTP errors: an
+//     unknown conversation 404 not_found "Conversation Not Exists.", a
+//     missing required input 400 invalid_param "<var> is required in input
+//     form", an empty query 400 invalid_param "Query is required".
+//   - 1.13.0 and later: a streaming chatflow or workflow-app run is queued
+//     as a job and the HTTP handler relays its events
+//     (services/app_generate_service.py:146-228). The relay writes one ping
+//     as soon as it listens, then only what the job publishes; it stops at
+//     the first workflow_finished or workflow_paused and drops the rest
+//     (core/app/apps/streaming_utils.py:13-70, the stop at 53-63). Setup
+//     errors are raised inside the job and not published
+//     (core/app/apps/advanced_chat/app_generator.py:123-188): the client
+//     gets 200, the ping, then silence (outcome "setup_silent"). Chat, agent
+//     and completion apps and every blocking request are not relayed.
+//   - 1.13.0: the chatflow pipeline queued message_end after
+//     workflow_finished, so the relay never sends it; a failed run's error
+//     event and a stopped run's message_end are cut the same way.
+//   - 1.13.1 and later: a chatflow sends message_end, then
+//     workflow_finished (core/app/apps/advanced_chat/
+//     generate_task_pipeline.py:501-546).
+//   - Every version: a running pipeline pings when its run time crosses a
+//     multiple of 10 s (core/app/apps/base_app_queue_manager.py:55-84); the
+//     mock counts run time from the run's start (after the job queue). The
+//     app concurrency limit (Config.MaxActiveRequests) is 400 invalid_param:
+//     the limit's error subclasses ValueError and the API's error handlers
+//     match a ValueError first (libs/external_api.py:79-93,
+//     core/app/features/rate_limiting/rate_limit.py:81-86); the "429"
+//     fault stays for deployments (or proxies) that answer 429, which
+//     Dify's own test also accepts (tests/unit_tests/libs/
+//     test_external_api.py:113-115).
+//   - The human-input chatflow (HumanInputChatKey) sends
+//     human_input_required, then workflow_paused, and ends (outcome
+//     "paused"); the two events' data fields are illustrative.
+//
+// # Capacity model
+//
+// Config.JobWorkers (--job-workers) is a pool of job workers with a FIFO
+// queue for relayed runs: a run holds a worker for its own duration (TTFT +
+// (tokens−1) × token delay, from its start); a queued run whose client left
+// still runs when its turn comes (an orphan job). Config.APISlots
+// (--api-slots) bounds the requests the API process serves at once; the
+// others wait before any response byte. Both are unlimited by default. The
+// truth reports each request's queue wait (Record.QueueWait, APIWait) and
+// the pools' state (Truth.JobWorkers, JobsRunning, JobsQueued, OrphanJobs).
+// See CAPACITY.md.
 //
 // # Capacity
 //

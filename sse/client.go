@@ -154,6 +154,7 @@ type Client struct {
 	hc                        *http.Client
 	firstCause, idleCause     *timeoutCause
 	streamCause               *timeoutCause
+	silentCause               string    // the first-token timeout after only a relay's ping
 	readers                   sync.Pool // *eventReader, reused across streams
 	readBufSize               int
 	disableFirst, disableIdle bool
@@ -171,6 +172,7 @@ func NewClient(cfg Config) *Client {
 	c := &Client{cfg: cfg, hc: hc, readBufSize: defaultReadBufSize,
 		disableFirst: disableFirst, disableIdle: disableIdle, disableStream: disableStream}
 	c.firstCause, c.idleCause, c.streamCause = newTimeoutCauses(cfg)
+	c.silentCause = "timeout: only a ping in " + failureDuration(cfg.FirstTokenTimeout) + " (queued, or missing required inputs)"
 	return c
 }
 
@@ -278,6 +280,10 @@ type run struct {
 	n      int64
 	first  time.Time // first body read with data
 	last   time.Time // latest body read with data
+	// idleOnData defers the idle timer to the first read that is more than ping frames:
+	// a run waiting in Dify's job queue sends one ping and then nothing, and is not idle.
+	idleOnData bool
+	idleCause  *timeoutCause
 }
 
 const (
@@ -342,6 +348,9 @@ func (rn *run) Read(p []byte) (int, error) {
 		rn.n += int64(n)
 		if t := rn.timers[timerIdle]; t != nil {
 			t.Reset(rn.idleD)
+		} else if rn.idleOnData && !onlyPings(p[:n]) {
+			rn.idleOnData = false
+			rn.armIdle(rn.idleCause)
 		}
 	}
 	return n, err
@@ -398,6 +407,12 @@ func (c *Client) statusError(rn *run, resp *http.Response) *StreamError {
 	_ = json.Unmarshal(body, &env)
 	code := sanitizeCode(env.Code)
 	msg := env.Message
+	if code == "invalid_param" && strings.HasPrefix(msg, concurrencyLimitMsg) {
+		// Dify's app concurrency limit comes as 400 invalid_param (its error subclasses
+		// ValueError, which the API's handlers match first) or, behind some deployments,
+		// 429 too_many_requests: name both after the limit.
+		code = "too_many_requests"
+	}
 	if len(msg) > maxMessageLen {
 		msg = msg[:maxMessageLen] + "…"
 	}
@@ -486,15 +501,20 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 	}
 	res.Headers = time.Now()
 	res.StatusCode = resp.StatusCode
-	rn.armIdle(c.idleCause)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		rn.armIdle(c.idleCause)
 		return c.statusError(rn, resp)
 	}
 	if ct := resp.Header.Get("Content-Type"); !isEventStream(ct) {
+		rn.armIdle(c.idleCause)
 		rn.drain()
 		return &StreamError{Phase: PhaseDecode, Reason: "invalid response: content-type " + shortContentType(ct),
 			Err: fmt.Errorf("POST %s: unexpected Content-Type %q", resp.Request.URL.Redacted(), shortContentType(ct))}
 	}
+	// Before the first data the stream is bounded by the first-token timeout only: pings
+	// do not start the idle clock (a relayed run queued in Dify 1.13 sends one ping, then
+	// nothing until a job worker starts it).
+	rn.idleOnData, rn.idleCause = true, c.idleCause
 	rd := c.getReader(rn)
 	defer c.putReader(rd)
 
@@ -520,7 +540,12 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 					return nil
 				}
 			}
-			return readError(rn, err, true, term.truncated())
+			se := readError(rn, err, true, term.truncated())
+			if se.Phase == PhaseFirstTokenTimeout && res.FirstDataEvent.IsZero() && res.Pings > 0 && term.relayed {
+				se.Reason = c.silentCause
+				se.Err = fmt.Errorf("%w: %s", se.Err, silentHint)
+			}
+			return se
 		}
 		now := rn.last
 		res.Events++

@@ -48,7 +48,8 @@
 // fails the stream with "malformed event JSON". Like json.Valid, invalid UTF-8 inside JSON
 // strings is accepted (a server bug to report, not a framing failure). Only
 // message_end (usage and ids), error (code) and workflow_finished (status) are fully decoded;
-// for message and agent_message only the presence of a non-empty "answer" is checked, without
+// for message and agent_message only the presence of a non-empty "answer" is checked (for
+// text_chunk a non-empty data.text), without
 // allocating. Events of unknown types are counted (Result.UnknownEvents) and otherwise ignored.
 //
 // # Terminal events
@@ -83,15 +84,27 @@
 //
 // Config.FirstTokenTimeout (from the start to the first answer token), IdleTimeout (between
 // body reads) and StreamTimeout (the whole request) are timers that cancel the request's
-// context with a cause; the error is classified from that cause. No goroutine or timer
-// outlives a call. A caller cancelling its own context yields PhaseCancelled (IsCancelled),
-// which is not a failure. StreamError.Failure returns the stable failure names:
+// context with a cause; the error is classified from that cause. The idle timer starts at
+// the first body read that is more than `event: ping` frames (for a non-2xx answer or a
+// wrong content type: at the response headers): before the first data a stream is bounded
+// by the first-token timeout only, because Dify 1.13 relays chatflow and workflow runs from
+// a job worker, sends one ping at once and then nothing while the run waits in its queue.
+// When the first-token timeout fires in a chatflow or workflow mode after only pings, the
+// failure is "timeout: only a ping in 60s (queued, or missing required inputs)" and the
+// error text explains both causes (Dify 1.13 does not report a run's setup errors). A 400
+// invalid_param whose message starts "Too many requests." is Dify's app concurrency limit
+// and gets the code too_many_requests ("HTTP 400 too_many_requests", like the 429 form).
+// No goroutine or timer outlives a call. A caller cancelling its own context yields
+// PhaseCancelled (IsCancelled), which is not a failure. StreamError.Failure returns the
+// stable failure names:
 //
 //	HTTP <status> <dify code>            HTTP 502 (no code in the body)
 //	connect: connection refused          connect: dns lookup failed
 //	connect: tls handshake failed        connect: <short reason>
 //	connection reset during stream       read error: <short reason>
 //	timeout: no first token after 60s    timeout: no event for 30s
+//	timeout: only a ping in 60s (queued, or missing required inputs)
+//	HTTP 400 too_many_requests           HTTP 429 too_many_requests
 //	timeout: stream longer than 300s     stream error: <dify code>
 //	workflow failed                      workflow stopped
 //	workflow paused                      stream ended before workflow_finished

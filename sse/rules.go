@@ -6,11 +6,37 @@ import "time"
 // events"). It is per stream state, kept on the stack of Client.stream.
 type terminals struct {
 	workflowApp                   bool // ModeWorkflow: text_chunk … workflow_finished
+	relayed                       bool // chatflow or workflow: relayed by Dify 1.13
 	wfStarted, wfFinished, msgEnd bool
 	msgEndAt, wfEndAt             time.Time
 }
 
-func newTerminals(m Mode) terminals { return terminals{workflowApp: m == ModeWorkflow} }
+func newTerminals(m Mode) terminals {
+	return terminals{workflowApp: m == ModeWorkflow, relayed: m == ModeWorkflow || m == ModeChatflow || m == ""}
+}
+
+// silentHint explains a relayed stream that sent a ping and nothing else.
+const silentHint = "Dify answered 200 and a ping, then nothing: Dify 1.13 runs chatflows and workflows in a job " +
+	"worker and reports nothing when the run fails its setup there (a missing required input, an empty query, " +
+	"an unknown conversation_id) — check the app's required inputs — or the run waited in Dify's job queue " +
+	"longer than the first-token timeout"
+
+// concurrencyLimitMsg starts the message of Dify's app concurrency-limit error.
+const concurrencyLimitMsg = "Too many requests."
+
+// onlyPings reports whether b is nothing but whole `event: ping` keep-alive frames.
+func onlyPings(b []byte) bool {
+	const ping = "event: ping\n\n"
+	if len(b) == 0 || len(b)%len(ping) != 0 {
+		return false
+	}
+	for i := 0; i < len(b); i += len(ping) {
+		if string(b[i:i+len(ping)]) != ping {
+			return false
+		}
+	}
+	return true
+}
 
 // messageEnd records message_end and reports whether the stream is complete.
 // A workflow app has no message_end: it never ends one.

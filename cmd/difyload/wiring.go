@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/difyload/difyload/metrics"
+	"github.com/difyload/difyload/sse"
 	"github.com/difyload/difyload/tasks"
 	"github.com/difyload/difyload/worker"
 	"github.com/difyload/difyload/workload"
@@ -109,7 +110,7 @@ func build(ctx context.Context, uf *userFlags, lf *llmFlags, stderr io.Writer) (
 		w.closers = append(w.closers, func() error { return errors.Join(jsonl.Close(), f.Close()) })
 	}
 	w.obs = tasks.NewLLMObserver(tasks.LLMObserverConfig{LLM: w.llm, JSONL: jsonl, Recorder: w.stats, Rows: lf.rows, SplitFlows: uf.splitFlows})
-	w.deps = cfg.Deps(client, w.stats, w.obs)
+	w.deps = cfg.Deps(client, w.stats, observers{llm: w.obs, hints: newStreamHints(nil, stderr)})
 	w.deps.ClientFor = uf.clients.forTimeout
 	if w.classes, err = w.classesFor(cfg.Workload()); err != nil {
 		return nil, errors.Join(err, w.close())
@@ -122,6 +123,22 @@ func build(ctx context.Context, uf *userFlags, lf *llmFlags, stderr io.Writer) (
 		w.closers = append(w.closers, stop)
 	}
 	return w, nil
+}
+
+// observers hands every stream to the LLM metrics (with its conversation turn) and to the
+// failure hints.
+type observers struct {
+	llm   *tasks.LLMObserver
+	hints *streamHints
+}
+
+func (o observers) ObserveStream(flow string, res *sse.Result, err error) {
+	o.ObserveTurn(flow, 0, res, err)
+}
+
+func (o observers) ObserveTurn(flow string, turn int, res *sse.Result, err error) {
+	o.llm.ObserveTurn(flow, turn, res, err)
+	o.hints.ObserveStream(flow, res, err)
 }
 
 // classesFor builds the worker's classes of a workload.

@@ -41,7 +41,7 @@ func TestClassSwitch(t *testing.T) {
 		return strings.Join(n, ",")
 	}
 	msg := map[string]any{"source": "w.toml", "workload": map[string]any{
-		"apps": []any{map[string]any{"name": "a", "type": "chat", "key": "app-secretvalue0001", "queries": []any{"q"}}},
+		"apps":  []any{map[string]any{"name": "a", "type": "chat", "key": "app-secretvalue0001", "queries": []any{"q"}}},
 		"users": []any{map[string]any{"name": "U", "tasks": []any{map[string]any{"app": "a"}}}},
 	}}
 	sw.onMessage("update_user_class", map[string]any{"user_class_name": "U", "host": "http://edited:1"})
