@@ -113,4 +113,15 @@
 // sent per stats interval: the first of each traceback at once, repeats as
 // identical messages at the interval's end (so the master's count stays
 // exact below the budget), the rest dropped and logged.
+//
+// # User classes from the master
+//
+// The classes may change between tests: Config.OnMessage receives the
+// master's custom messages (a workload, sent before the spawn it applies to)
+// and Worker.SetClasses replaces the classes there; users of classes that
+// are gone stop. A spawn that asks for a class the worker does not have is
+// logged and reported once to the Exceptions tab (the master would otherwise
+// wait for users that never come); Worker.ReportException sends the
+// embedder's own entries. Frames may be up to 1 GiB (a workload inlines its
+// query datasets).
 package worker
