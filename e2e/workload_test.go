@@ -112,7 +112,7 @@ var workloadApps = []struct{ name, mock, post string }{
 // dataset beside it), the mock's keys in its environment and per-app rows.
 func (e *env) workloadMaster(t *testing.T, version, host, src string, extra ...string) *master {
 	t.Helper()
-	return e.startMaster(t, masterOpts{version: version, host: host, stopTO: 20,
+	return e.startMaster(t, masterOpts{version: version, host: host, stopTO: 5,
 		files:     map[string]string{"w.toml": src, "questions.jsonl": questionsJSONL},
 		env:       workloadKeys,
 		extraArgs: append([]string{"--dify-workload", "{dir}/w.toml", "--dify-split-flows"}, extra...)})
@@ -604,7 +604,7 @@ func TestWorkloadLargeDataset(t *testing.T) {
 		fmt.Fprintf(&rows, "{\"query\": \"question %d: how do I file a travel expense report?\", \"dept\": \"IT\"}\n", i)
 	}
 	src := strings.Replace(editedBefore, `queries = ["before"]`, `dataset = "big.jsonl"`+"\npick = \"random\"", 1)
-	m := e.startMaster(t, masterOpts{version: "2.12.1", host: mk.URL, stopTO: 20,
+	m := e.startMaster(t, masterOpts{version: "2.12.1", host: mk.URL, stopTO: 5,
 		files: map[string]string{"w.toml": src, "big.jsonl": rows.String()},
 		env:   workloadKeys, extraArgs: []string{"--dify-workload", "{dir}/w.toml", "--dify-split-flows"}})
 	wk := e.startWorker(t, m)
