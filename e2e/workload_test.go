@@ -619,3 +619,43 @@ func TestWorkloadLargeDataset(t *testing.T) {
 		t.Error("the worker did not take the workload")
 	}
 }
+
+// shapeLocustfile is how a team adds a LoadTestShape to the project's locustfile: a file of
+// its own that imports it. The shape picks the workload's Maker class alone.
+const shapeLocustfile = `from locustfile import *  # noqa: F401,F403  (the workload's user classes)
+import locustfile
+from locust import LoadTestShape
+
+
+class MakersOnly(LoadTestShape):
+    def tick(self):
+        if self.get_run_time() < 4:
+            return (4, 4, [locustfile.Maker])
+        return None
+`
+
+// TestWorkloadClassesInLoadTestShape: a LoadTestShape (2.46) sees the workload's classes
+// and its choice reaches the Go worker.
+func TestWorkloadClassesInLoadTestShape(t *testing.T) {
+	e := testEnv
+	mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
+	m := e.startMaster(t, masterOpts{version: "latest", host: mk.URL, stopTO: 5,
+		files: map[string]string{"w.toml": everyTypeWorkload, "questions.jsonl": questionsJSONL, "shaped.py": shapeLocustfile},
+		env:   workloadKeys,
+		extraArgs: []string{"-f", "{dir}/shaped.py", "--headless", "--expect-workers", "1",
+			"--dify-workload", "{dir}/w.toml", "--dify-split-flows"}})
+	e.startWorker(t, m)
+	m.wait(t, 90*time.Second)
+	rows := csvRows(t, filepath.Join(m.dir, "run_stats.csv"))
+	tr := mk.truth(t)
+	for _, a := range workloadApps {
+		n := tr.Apps[a.mock].Requests
+		maker := a.name == "agent" || a.name == "write" || a.name == "wf"
+		if maker != (n > 0) {
+			t.Errorf("app %s: the mock served %d requests (Maker's app: %v)", a.name, n, maker)
+		}
+		if r := statsRow(rows, "SSE", "Full Response "+a.name); maker && (r == nil || atoi(t, r["Request Count"]) != n) {
+			t.Errorf("app %s: master row %v, mock %d", a.name, r, n)
+		}
+	}
+}
