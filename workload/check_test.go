@@ -258,3 +258,27 @@ ttft_ms = 800
 		t.Errorf("resolve: %v %+v", err, w.Apps[0].Key)
 	}
 }
+
+func TestJSONEqualsTOML(t *testing.T) {
+	t.Parallel()
+	toml := "[[apps]]\nname = \"a\"\ntype = \"completion\"\nkey_env = \"K\"\nqueries = [\"q\"]\ninputs = { n = 2, on = true }\ntimeout = 1.5\n" +
+		"[[users]]\nname = \"U\"\nweight = 2\nwait_time = { poisson = 2 }\ntasks = [{ app = \"a\", tags = [\"x\"] }]\n"
+	js := `{"apps": [{"name": "a", "type": "completion", "key_env": "K", "queries": ["q"], "inputs": {"n": 2, "on": true}, "timeout": 1.5}],
+	        "users": [{"name": "U", "weight": 2, "wait_time": {"poisson": 2}, "tasks": [{"app": "a", "tags": ["x"]}]}]}`
+	a, err := Parse("w.toml", []byte(toml), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Parse("w.json", []byte(js), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Source, b.Source = "", ""
+	// Numbers inside inputs decode as int64 from TOML and float64 from JSON; both encode
+	// to the same JSON in a request body.
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	if string(ja) != string(jb) {
+		t.Errorf("TOML and JSON differ:\n%s\n%s", ja, jb)
+	}
+}
