@@ -28,8 +28,8 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
-	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -40,21 +40,23 @@ import (
 const (
 	zmqTCPKeepalive     = 1
 	zmqTCPKeepaliveIdle = 30
-	// zmqPollInterval is how often the owner loop polls for inbound frames when
-	// idle. It never blocks inside cgo: a goroutine blocked in a cgo call keeps
-	// its P until sysmon retakes it, and with GOMAXPROCS=1 (a worker pinned to
-	// one core) that stalled every user goroutine: the p99 TTFB error at 300
-	// and 450 streaming users fell from 13.9 and 45.7 ms to 4.9 and 12.9 ms
-	// when the loop stopped blocking there (bench/run.sh, same conditions).
-	// Outbound frames are sent at once.
-	zmqPollInterval = 5 * time.Millisecond
-	zmqSendQueue    = 4096 // frames buffered between the protocol loop and the owner
-	zmqFlushWait    = 100 * time.Millisecond
+	zmqSendQueue        = 4096 // frames buffered between the protocol loop and the owner
+	zmqFlushWait        = 100 * time.Millisecond
 )
 
-// zmqConn is a goczmq DEALER owned by one goroutine (pinned to its OS
-// thread), plus a libzmq socket monitor on an inproc PAIR that reports
-// connects and disconnects. The protocol loop talks to it via channels.
+// zmqConn is a goczmq DEALER owned by one goroutine, plus a libzmq socket
+// monitor on an inproc PAIR that reports connects and disconnects. The
+// protocol loop talks to it via channels.
+//
+// The owner never blocks inside cgo and never polls on a timer: it sleeps in
+// a select on the send queue, the quit channel and one fdWaiter per socket
+// (ZMQ_FD in Go's network poller), and after every wake-up, send and
+// receive it reads ZMQ_EVENTS and receives until no message is waiting.
+// Every libzmq call is non-blocking (ZMQ_DONTWAIT, or a receive that
+// ZMQ_EVENTS said is ready), so a user goroutine never waits for the owner's
+// thread. libzmq allows a socket to move between threads with a full memory
+// barrier, which the Go scheduler provides, so the goroutine is not locked
+// to a thread.
 //
 // Sending uses ZMQ_IMMEDIATE=1 and ZMQ_DONTWAIT: while no master is
 // connected frames are dropped instead of queued. Queued frames would be
@@ -70,6 +72,8 @@ type zmqConn struct {
 	once   sync.Once
 	mu     sync.Mutex
 	closed bool
+	// wakes counts the owner loop's wake-ups (tests: nothing polls while idle).
+	wakes atomic.Int64
 }
 
 // zmqDial creates the DEALER, its monitor and connects to ep.
@@ -138,8 +142,6 @@ func zsockPointer(s *goczmq.Sock) unsafe.Pointer {
 func (c *zmqConn) own(ep endpoint, id string, ready chan<- error) {
 	defer close(c.done)
 	defer close(c.in)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 
 	opts := []goczmq.SockOption{
 		goczmq.SockSetIdentity(id),
@@ -174,26 +176,33 @@ func (c *zmqConn) own(ep endpoint, id string, ready chan<- error) {
 		c.log.Warn("zeromq socket monitor unavailable: a restarted 2.12.1 master will not be detected")
 	}
 
+	fail := func(err error, ws ...*fdWaiter) {
+		for _, w := range ws {
+			w.stop()
+		}
+		c.stopMonitor(sp, mon)
+		sock.Destroy()
+		ready <- err
+	}
 	if err := sock.Connect(ep.String()); err != nil {
-		c.stopMonitor(sp, mon)
-		sock.Destroy()
-		ready <- fmt.Errorf("zeromq connect %s: %w", ep, err)
+		fail(fmt.Errorf("zeromq connect %s: %w", ep, err))
 		return
 	}
-	readers := []*goczmq.Sock{sock}
-	if mon != nil {
-		readers = append(readers, mon)
-	}
-	poller, err := goczmq.NewPoller(readers...)
+	sockW, err := newFDWaiter(goczmq.Fd(sock))
 	if err != nil {
-		c.stopMonitor(sp, mon)
-		sock.Destroy()
-		ready <- fmt.Errorf("zeromq poller: %w", err)
+		fail(err)
 		return
+	}
+	var monW *fdWaiter
+	var monReady, monExited <-chan struct{}
+	if mon != nil {
+		if monW, err = newFDWaiter(goczmq.Fd(mon)); err != nil {
+			fail(err, sockW)
+			return
+		}
+		monReady, monExited = monW.ready, monW.exited
 	}
 	ready <- nil
-	tick := time.NewTicker(zmqPollInterval)
-	defer tick.Stop()
 
 	sendOne := func(f []byte) {
 		if err := sock.SendFrame(f, goczmq.FlagDontWait); err != nil {
@@ -212,7 +221,10 @@ func (c *zmqConn) own(ep endpoint, id string, ready chan<- error) {
 	}
 	shutdown := func(linger time.Duration) {
 		sendAll()
-		poller.Destroy()
+		sockW.stop()
+		if monW != nil {
+			monW.stop()
+		}
 		c.stopMonitor(sp, mon)
 		sock.SetOption(goczmq.SockSetLinger(int(linger / time.Millisecond)))
 		sock.Destroy()
@@ -232,48 +244,60 @@ func (c *zmqConn) own(ep endpoint, id string, ready chan<- error) {
 			return false
 		}
 	}
+	// drain receives every waiting message of s. ZMQ_EVENTS is read before
+	// each receive, which also re-arms ZMQ_FD.
+	drain := func(s *goczmq.Sock, fromMaster bool) bool {
+		for goczmq.Events(s)&goczmq.Pollin != 0 {
+			msg, err := s.RecvMessage()
+			if err != nil || len(msg) == 0 {
+				// Not seen in practice; the next edge or send checks again.
+				c.log.Debug("zeromq receive failed although ZMQ_EVENTS said POLLIN", "err", err)
+				return true
+			}
+			var in inbound
+			if fromMaster {
+				if len(msg) > 1 {
+					c.log.Debug("multi-frame message from master; using the last frame", "frames", len(msg))
+				}
+				in.frame = msg[len(msg)-1]
+			} else if in.event = monitorEvent(msg); in.event == evNone {
+				continue
+			}
+			if !deliver(in) {
+				return false
+			}
+		}
+		return true
+	}
 
 	for {
-		sendAll()
+		// Check both sockets first: at start, after every token, and after
+		// every send (a send can consume the edge of a message that arrived).
+		if !drain(sock, true) {
+			return
+		}
+		if mon != nil && !drain(mon, false) {
+			return
+		}
 		select {
+		case f := <-c.out:
+			sendOne(f)
+			sendAll()
+		case <-sockW.ready:
+		case <-monReady:
+		case <-sockW.exited:
+			c.log.Error("zeromq: waiting on the master socket failed", "err", sockW.unexpected())
+			shutdown(0)
+			return
+		case <-monExited:
+			c.log.Error("zeromq: waiting on the monitor socket failed", "err", monW.unexpected())
+			shutdown(0)
+			return
 		case linger := <-c.quit:
 			shutdown(linger)
 			return
-		default:
 		}
-		s, err := poller.Wait(0)
-		if err != nil || s == nil {
-			// Nothing to read: wait in Go, where the scheduler runs the users
-			// meanwhile, for a frame to send, a quit, or the next poll.
-			select {
-			case f := <-c.out:
-				sendOne(f)
-			case linger := <-c.quit:
-				shutdown(linger)
-				return
-			case <-tick.C:
-			}
-			continue
-		}
-		msg, err := s.RecvMessage()
-		if err != nil || len(msg) == 0 {
-			continue
-		}
-		var in inbound
-		if s == sock {
-			if len(msg) > 1 {
-				c.log.Debug("multi-frame message from master; using the last frame", "frames", len(msg))
-			}
-			in.frame = msg[len(msg)-1]
-		} else {
-			in.event = monitorEvent(msg)
-			if in.event == evNone {
-				continue
-			}
-		}
-		if !deliver(in) {
-			return
-		}
+		c.wakes.Add(1)
 	}
 }
 
