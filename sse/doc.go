@@ -89,4 +89,19 @@
 //	invalid response: not JSON           invalid response: body too large   (Post)
 //
 // The API key never appears in any error text.
+//
+// # Receive times
+//
+// On Linux, NewTransport turns on SO_TIMESTAMPNS for every TCP connection and reads it with
+// recvmsg(2) (kstamp_linux.go): each read also returns the kernel's software receive time of
+// the newest segment whose bytes it returned. A body read's time (Headers, FirstByte, every
+// event, chunk and terminal time) is that stamp, so the time a user goroutine waited for the
+// CPU after its bytes arrived is not in the numbers. The HTTP transport's buffer is refilled
+// only when empty, so the bytes of a body read always come from the connection's latest
+// read. Limit: TCP gives one stamp per read and merges queued segments under the newest one's
+// stamp, so when several events queued up before the reader came they all get the newest
+// arrival: late by the spacing of what queued behind them, not by the reader's whole wait.
+// Where the kernel gives no stamp (other systems, a non-TCP connection, TransportConfig
+// UserClock) the time is time.Now when the read returned. Result.Clock says which clock a
+// stream used: kernel, user or mixed.
 package sse
