@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,16 +43,30 @@ const (
 	zmqTCPKeepaliveIdle = 30
 	zmqSendQueue        = 4096 // frames buffered between the protocol loop and the owner
 	zmqFlushWait        = 100 * time.Millisecond
+	// zmqBusyGoroutines and zmqBusyCheck: with more goroutines than this (users are running;
+	// an idle worker has about 15), the owner also checks ZMQ_EVENTS and flushes the send
+	// queue every zmqBusyCheck, and a send no longer wakes it. A goroutine that another one
+	// wakes goes into the scheduler's "run next" slot and is pushed to the back of the run
+	// queue by the next wake-up or go statement on that P (the protocol loop sends
+	// "spawning", then starts thousands of users); a goroutine woken by its own timer runs
+	// next. When a ramp saturated the worker (2,000 users/s to 19,500: 16,000 runnable
+	// goroutines), waking only on sends and on ZMQ_FD left master messages unread for 3-4 s
+	// and the master dropped the worker as missing; with this timer every spawn was handled
+	// on time (bench/run.sh, memory step). Idle, no timer runs.
+	zmqBusyGoroutines = 64
+	zmqBusyCheck      = 2 * time.Millisecond
 )
 
 // zmqConn is a goczmq DEALER owned by one goroutine, plus a libzmq socket
 // monitor on an inproc PAIR that reports connects and disconnects. The
 // protocol loop talks to it via channels.
 //
-// The owner never blocks inside cgo and never polls on a timer: it sleeps in
-// a select on the send queue, the quit channel and one fdWaiter per socket
-// (ZMQ_FD in Go's network poller), and after every wake-up, send and
-// receive it reads ZMQ_EVENTS and receives until no message is waiting.
+// The owner never blocks inside cgo and, idle, never polls on a timer: it
+// sleeps in a select on the send queue, the quit channel and one fdWaiter
+// per socket (ZMQ_FD in Go's network poller), and after every wake-up, send
+// and receive it reads ZMQ_EVENTS and receives until no message is waiting.
+// While users run it wakes every zmqBusyCheck instead of on sends (see there
+// why).
 // Every libzmq call is non-blocking (ZMQ_DONTWAIT, or a receive that
 // ZMQ_EVENTS said is ready), so a user goroutine never waits for the owner's
 // thread. libzmq allows a socket to move between threads with a full memory
@@ -270,6 +285,13 @@ func (c *zmqConn) own(ep endpoint, id string, ready chan<- error) {
 		return true
 	}
 
+	var busy *time.Timer
+	var busyC <-chan time.Time
+	defer func() {
+		if busy != nil {
+			busy.Stop()
+		}
+	}()
 	for {
 		// Check both sockets first: at start, after every token, and after
 		// every send (a send can consume the edge of a message that arrived).
@@ -279,8 +301,23 @@ func (c *zmqConn) own(ep endpoint, id string, ready chan<- error) {
 		if mon != nil && !drain(mon, false) {
 			return
 		}
+		outC := c.out
+		switch {
+		case runtime.NumGoroutine() > zmqBusyGoroutines:
+			sendAll()
+			if busy == nil {
+				busy = time.NewTimer(zmqBusyCheck)
+			} else {
+				busy.Reset(zmqBusyCheck)
+			}
+			busyC, outC = busy.C, nil
+		case busy != nil:
+			busy.Stop()
+			busyC = nil
+		}
 		select {
-		case f := <-c.out:
+		case <-busyC:
+		case f := <-outC:
 			sendOne(f)
 			sendAll()
 		case <-sockW.ready:
