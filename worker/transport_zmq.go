@@ -210,8 +210,10 @@ func (c *zmqConn) own(ep endpoint, id string, ready chan<- error) {
 	}
 	var monW *fdWaiter
 	var monReady, monExited <-chan struct{}
+	sockFD, monFD := goczmq.Fd(sock), -1
 	if mon != nil {
-		if monW, err = newFDWaiter(goczmq.Fd(mon)); err != nil {
+		monFD = goczmq.Fd(mon)
+		if monW, err = newFDWaiter(monFD); err != nil {
 			fail(err, sockW)
 			return
 		}
@@ -224,13 +226,14 @@ func (c *zmqConn) own(ep endpoint, id string, ready chan<- error) {
 			c.log.Debug("zeromq send dropped (no master connected?)", "err", err, "bytes", len(f))
 		}
 	}
-	sendAll := func() {
+	sendAll := func() (sent bool) {
 		for {
 			select {
 			case f := <-c.out:
 				sendOne(f)
+				sent = true
 			default:
-				return
+				return sent
 			}
 		}
 	}
@@ -292,19 +295,21 @@ func (c *zmqConn) own(ep endpoint, id string, ready chan<- error) {
 			busy.Stop()
 		}
 	}()
+	checkSock, checkMon := true, mon != nil
 	for {
-		// Check both sockets first: at start, after every token, and after
-		// every send (a send can consume the edge of a message that arrived).
-		if !drain(sock, true) {
+		// Read ZMQ_EVENTS and receive: at start, after a token of the
+		// socket's waiter, after every send (a send can consume the edge of a
+		// message that arrived) and when ZMQ_FD is readable at a busy tick.
+		if checkSock && !drain(sock, true) {
 			return
 		}
-		if mon != nil && !drain(mon, false) {
+		if checkMon && !drain(mon, false) {
 			return
 		}
+		checkSock, checkMon = false, false
 		outC := c.out
 		switch {
 		case runtime.NumGoroutine() > zmqBusyGoroutines:
-			sendAll()
 			if busy == nil {
 				busy = time.NewTimer(zmqBusyCheck)
 			} else {
@@ -317,11 +322,16 @@ func (c *zmqConn) own(ep endpoint, id string, ready chan<- error) {
 		}
 		select {
 		case <-busyC:
+			checkSock = sendAll() || fdReadable(sockFD)
+			checkMon = mon != nil && fdReadable(monFD)
 		case f := <-outC:
 			sendOne(f)
 			sendAll()
+			checkSock = true
 		case <-sockW.ready:
+			checkSock = true
 		case <-monReady:
+			checkMon = true
 		case <-sockW.exited:
 			c.log.Error("zeromq: waiting on the master socket failed", "err", sockW.unexpected())
 			shutdown(0)
