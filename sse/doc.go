@@ -30,7 +30,7 @@
 //     stream was cut: "stream ended before message_end", not "malformed event JSON".
 //   - Oversized events: Config.MaxEventSize (default 8 MiB) bounds the raw bytes of one event
 //     (its lines, field names included, plus one byte per line ending). Comments and ignored
-//     fields count too, so an endless line is bounded as well. The reader keeps a fixed 16 KiB
+//     fields count too, so an endless line is bounded as well. The reader keeps a fixed 4 KiB
 //     read buffer and consumes longer lines in fragments, so it never holds more than the
 //     limit of one event's data: the stream fails with "event too large" as soon as the limit
 //     is passed, whatever the event's real size.
