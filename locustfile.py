@@ -90,7 +90,10 @@ def _http_failure(resp):
     code = ""
     try:
         body = resp.raw.read(65536, decode_content=True) if resp.raw else b""
-        code = json.loads(body or b"{}").get("code") or ""
+        err = json.loads(body or b"{}")
+        code = err.get("code") or ""
+        if code == "invalid_param" and str(err.get("message", "")).startswith("Too many requests."):
+            code = "too_many_requests"  # Dify's app concurrency limit comes as a 400 (sse/doc.go)
     except Exception:  # a non-JSON error body has no code
         code = ""
     return f"HTTP {resp.status_code} {code}".strip()
@@ -121,6 +124,7 @@ class _Stream:
         self.resp = resp
         self.start = start
         self.first_token = None
+        self.first_event = None  # first data event (anything but a ping): TTFE
         self.end = None
         self.completion_tokens = None
         self.chunks = 0
@@ -179,6 +183,8 @@ class _Stream:
         """Returns None on success, else the failure text."""
         try:
             for payload, at in self._events():
+                if self.first_event is None:
+                    self.first_event = at
                 try:
                     ev = json.loads(payload)
                     kind = ev["event"]
@@ -195,6 +201,8 @@ class _Stream:
                     self.saw_workflow = True
                 elif kind == "error":
                     return f"stream error: {ev.get('code') or 'unknown'}"
+                elif kind == "workflow_paused":
+                    return "workflow paused"
                 elif kind == "workflow_finished":
                     status = (ev.get("data") or {}).get("status")
                     if status == "failed":
@@ -225,8 +233,8 @@ class _Stream:
             if "timed out" in repr(e):
                 return f"timeout: no event for {_fmt_seconds(IDLE_TIMEOUT)}"
             return "connection reset during stream"
-        if self.saw_message_end:
-            return None  # EOF after message_end, workflow_finished never came
+        if self.saw_message_end or self.saw_workflow_finished:
+            return None  # EOF after one terminal event (Dify 1.13.0's relay cuts message_end)
         return "stream ended before message_end"
 
 
@@ -411,7 +419,7 @@ LLM_MESSAGE = "difyload_llm"
 LLM_WIRE_VERSION = 1
 LLM_SIGNIFICANT_BITS = 11
 # Histogram names, in display order; values are integer microseconds except "tokens".
-LLM_METRICS = ("ttft", "tpot", "itl", "e2e", "server_latency", "server_ttft", "tokens")
+LLM_METRICS = ("ttft", "ttfe", "tpot", "itl", "e2e", "server_latency", "server_ttft", "tokens")
 
 
 def llm_bucket(v):
@@ -495,7 +503,7 @@ def _us(seconds):
 def _llm_sample(start, stream, failure):
     """One stream's LLM values (integer microseconds), as tasks.StreamSampleFrom computes them."""
     now = time.time()
-    s = {"failed": failure is not None, "end": now, "ttft": None, "tpot": None, "gaps": [],
+    s = {"failed": failure is not None, "end": now, "ttft": None, "ttfe": None, "tpot": None, "gaps": [],
          "e2e": _us(now - start), "tokens": 0, "from_chunks": False,
          "server_latency": None, "server_ttft": None}
     if stream is None:
@@ -506,6 +514,8 @@ def _llm_sample(start, stream, failure):
     ct = stream.chunk_times
     if stream.first_token is not None:
         s["ttft"] = _us(stream.first_token - start)
+    if stream.first_event is not None:
+        s["ttfe"] = _us(stream.first_event - start)
     s["gaps"] = [_us(b - a) for a, b in zip(ct, ct[1:])]
     usage = stream.usage or {}
     n = usage.get("completion_tokens")
@@ -556,7 +566,7 @@ class _LLMCollector:
         if s["failed"]:
             self.failed += 1
             return
-        for metric in ("ttft", "tpot", "server_latency", "server_ttft"):
+        for metric in ("ttft", "ttfe", "tpot", "server_latency", "server_ttft"):
             if s[metric] is not None:
                 self._record(metric, s[metric])
         for g in s["gaps"]:
@@ -601,6 +611,7 @@ LLM_REPORT_LAG = 3.0  # the newest seconds are incomplete until every worker has
 # Display rows of the latency histograms: (metric, label, divisor to the shown unit).
 _LLM_ROWS = (
     ("ttft", "TTFT (ms)", 1000.0),
+    ("ttfe", "TTFE: first event (ms)", 1000.0),
     ("tpot", "TPOT (ms)", 1000.0),
     ("itl", "Inter-chunk (ms)", 1000.0),
     ("e2e", "E2E (ms)", 1000.0),

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -31,6 +30,12 @@ type chat struct {
 	endUser string
 	created int64 // unix seconds (injected clock)
 	newConv bool
+	turn    int64
+
+	relay    bool      // a 1.13 relayed run: first ping, job queue, relay cuts
+	setupErr bool      // a setup error the relay does not report (silence)
+	start    time.Time // real time the run started (after the job queue)
+	holding  bool      // the run holds a job worker
 
 	flush    func() error
 	timer    *time.Timer
@@ -50,109 +55,6 @@ type chat struct {
 // faults (error_event, workflow_failed, no_terminal, malformed_json) and
 // which chunk the big-chunk faults replace.
 func (c *chat) faultAfter() int { return min(3, c.set.tokens) }
-
-func (s *Server) serveChat(rq *req) {
-	a := rq.appAuth()
-	if a == nil {
-		return
-	}
-	if !rq.requireJSON() {
-		return
-	}
-	var body struct {
-		Inputs         json.RawMessage `json:"inputs"`
-		Query          json.RawMessage `json:"query"`
-		ResponseMode   json.RawMessage `json:"response_mode"`
-		User           json.RawMessage `json:"user"`
-		ConversationID json.RawMessage `json:"conversation_id"`
-	}
-	raw, err := io.ReadAll(http.MaxBytesReader(rq.w, rq.r.Body, 8<<20))
-	if err == nil {
-		err = json.Unmarshal(raw, &body)
-	}
-	if err != nil || len(bytes.TrimSpace(raw)) == 0 || raw[firstNonSpace(raw)] != '{' {
-		rq.fail(http.StatusBadRequest, "bad_request", "The browser (or proxy) sent a request that this server could not understand.")
-		return
-	}
-	var user string
-	if json.Unmarshal(body.User, &user) != nil || user == "" {
-		rq.fail(http.StatusBadRequest, "invalid_param", "Arg user must be provided.")
-		return
-	}
-	rq.rec.User = user
-	if !rq.overrides(false) {
-		return
-	}
-	c := &chat{req: rq, a: a, user: user}
-	const vh = "1 validation error for ChatRequestPayload\n"
-	if body.Query == nil {
-		rq.fail(http.StatusBadRequest, "invalid_param", vh+"query\n  Field required")
-		return
-	}
-	if json.Unmarshal(body.Query, &c.query) != nil || isNull(body.Query) {
-		rq.fail(http.StatusBadRequest, "invalid_param", vh+"query\n  Input should be a valid string")
-		return
-	}
-	if body.Inputs == nil {
-		rq.fail(http.StatusBadRequest, "invalid_param", vh+"inputs\n  Field required")
-		return
-	}
-	if c.inputs, err = orderedObject(body.Inputs); err != nil {
-		rq.fail(http.StatusBadRequest, "invalid_param", vh+"inputs\n  Input should be a valid dictionary")
-		return
-	}
-	blocking := true // omitted response_mode means blocking
-	if body.ResponseMode != nil && !isNull(body.ResponseMode) {
-		var mode string
-		_ = json.Unmarshal(body.ResponseMode, &mode)
-		switch mode {
-		case "streaming":
-			blocking = false
-		case "blocking":
-		default:
-			rq.fail(http.StatusBadRequest, "invalid_param", vh+"response_mode\n  Input should be 'blocking' or 'streaming'")
-			return
-		}
-	}
-	if body.ConversationID != nil && !isNull(body.ConversationID) {
-		var cid string
-		if json.Unmarshal(body.ConversationID, &cid) != nil || (cid != "" && !isUUID(cid)) {
-			rq.fail(http.StatusBadRequest, "invalid_param", "conversation_id must be a valid UUID")
-			return
-		}
-		c.conv = cid
-	}
-	if blocking && a.agent {
-		rq.fail(http.StatusBadRequest, "invalid_param", "Agent Chat App does not support blocking mode")
-		return
-	}
-	if blocking {
-		rq.rec.Mode = "blocking"
-	} else {
-		rq.rec.Mode = "streaming"
-	}
-	if rq.httpFault(a.id) {
-		return
-	}
-	// Ids, in a fixed order (the golden tests depend on it).
-	if c.conv == "" {
-		c.conv = rq.id()
-		c.newConv = true
-	}
-	c.msg = rq.id()
-	c.task = rq.id()
-	if a.nodes {
-		c.run = rq.id()
-	}
-	c.endUser = endUserID(a.id, user)
-	c.created = time.Unix(0, rq.rec.Received).Unix()
-	rq.rec.MessageID = c.msg
-	if blocking {
-		c.serveBlocking()
-		return
-	}
-	c.serveStream()
-}
 
 func firstNonSpace(b []byte) int {
 	for i, c := range b {
@@ -204,12 +106,27 @@ const (
 	pError               // event,conversation_id,message_id,created_at (no task_id)
 )
 
-// begin starts a `data: {...` frame in a pooled buffer.
+// begin starts a `data: {...` frame in a pooled buffer, with the prefix of the app's mode
+// (dify-api.md §1.1): chat apps event, conversation_id, message_id, created_at, task_id
+// (and workflow_run_id for node events); completion apps without conversation_id; workflow
+// apps event, workflow_run_id, task_id. An error event has no task_id.
 func (c *chat) begin(event string, p prefix) *enc {
 	c.buf = c.s.bufs.get()
 	c.e = enc{b: append(*c.buf, "data: "...)}
 	e := &c.e
-	e.obj().kstr("event", event).kstr("conversation_id", c.conv).kstr("message_id", c.msg).kint("created_at", c.created)
+	e.obj().kstr("event", event)
+	switch c.a.wire {
+	case wireWorkflow:
+		e.kstr("workflow_run_id", c.run)
+		if p != pError {
+			e.kstr("task_id", c.task)
+		}
+		return e
+	case wireCompletion:
+		e.kstr("message_id", c.msg).kint("created_at", c.created)
+	default:
+		e.kstr("conversation_id", c.conv).kstr("message_id", c.msg).kint("created_at", c.created)
+	}
 	if p != pError {
 		e.kstr("task_id", c.task)
 	}
@@ -217,6 +134,29 @@ func (c *chat) begin(event string, p prefix) *enc {
 		e.kstr("workflow_run_id", c.run)
 	}
 	return e
+}
+
+// chunkOpen starts an answer chunk frame up to its answer value, which the caller writes:
+// message/agent_message "answer", or a workflow app's text_chunk data.text.
+func (c *chat) chunkOpen() *enc {
+	if c.a.wire == wireWorkflow {
+		e := c.begin("text_chunk", pChat)
+		e.key("data").obj().key("text")
+		return e
+	}
+	e := c.begin(c.answerEvent(), pChat)
+	e.kstr("id", c.msg).key("answer")
+	return e
+}
+
+// chunkClose writes what follows chunk i's answer value.
+func (c *chat) chunkClose(e *enc, i int) {
+	switch {
+	case c.a.wire == wireWorkflow:
+		e.key("from_variable_selector").arr().elem().str("llm").elem().str("text").endArr().close()
+	case c.answerEvent() == "message":
+		c.selector(e, i)
+	}
 }
 
 // send closes the frame, writes and flushes it, and recycles the buffer.
@@ -302,14 +242,90 @@ func (c *chat) serveStream() {
 	} else {
 		c.flush = func() error { return nil }
 	}
-	if c.set.ping > 0 {
-		c.nextPing = c.recv.Add(c.set.ping)
-	}
-	c.next = c.recv.Add(c.jitter(c.set.ttft))
+	c.start = c.recv
 	c.w.WriteHeader(http.StatusOK)
+	if c.relay {
+		// 1.13 relays the run from a job worker: one ping as soon as the subscription is
+		// live, then nothing until a worker runs the job (services/app_generate_service.py
+		// :146-228, core/app/apps/streaming_utils.py:13-70).
+		if !c.write([]byte("event: ping\n\n")) {
+			c.settle(false)
+			return
+		}
+		if c.setupErr {
+			c.holdSilent()
+			return
+		}
+		if !c.queue() {
+			c.settle(false)
+			return
+		}
+		defer c.releaseJob()
+	}
+	if c.set.ping > 0 {
+		// Pings come when the run time crosses a multiple of the interval
+		// (core/app/apps/base_app_queue_manager.py:55-84): from the run's start.
+		c.nextPing = c.start.Add(c.set.ping)
+	}
+	c.next = c.start.Add(c.jitter(c.set.ttft))
 
-	done := c.run != "" && c.streamWorkflow() || c.run == "" && c.streamAgent()
+	var done bool
+	switch {
+	case c.a.kind == appHuman:
+		c.streamHumanInput()
+		return
+	case c.a.wire == wireWorkflow:
+		done = c.streamWorkflowApp()
+	case c.a.nodes:
+		done = c.streamWorkflow()
+	default:
+		done = c.streamMessages()
+	}
 	c.settle(done)
+}
+
+// runTime is a run's own duration: TTFT, then one token delay per further chunk.
+func (c *chat) runTime() time.Duration {
+	return c.set.ttft + time.Duration(max(c.set.tokens-1, 0))*c.set.tokenDelay
+}
+
+// queue waits (in silence) for a job worker. It returns false when the client left first;
+// the job then still runs when its turn comes (an orphan job).
+func (c *chat) queue() bool {
+	from := time.Now()
+	ok := c.s.jobs.acquire(c.r.Context(), c.runTime())
+	c.rec.QueueWait = time.Since(from).Nanoseconds()
+	if !ok {
+		return false
+	}
+	c.holding = true
+	c.start = time.Now()
+	c.rec.RunStart = c.s.clock().UnixNano()
+	return true
+}
+
+// releaseJob frees the job worker when the run is over; a run whose client left keeps its
+// worker until its own end, as a Celery job does.
+func (c *chat) releaseJob() {
+	if !c.holding {
+		return
+	}
+	c.holding = false
+	if c.broken || c.r.Context().Err() != nil {
+		c.s.jobs.holdFor(time.Until(c.start.Add(c.runTime())))
+		return
+	}
+	c.s.jobs.release()
+}
+
+// silentHold bounds how long a relayed run that failed its setup keeps the body open.
+const silentHold = 20 * time.Minute
+
+// holdSilent keeps a relayed stream open with nothing more to say: the job failed its setup
+// and published nothing.
+func (c *chat) holdSilent() {
+	c.waitUntil(time.Now().Add(silentHold), false)
+	c.out = oSetupSilent
 }
 
 // settle turns how the stream went into the outcome.
@@ -343,7 +359,13 @@ type node struct {
 }
 
 func (c *chat) nodes() []node {
-	if c.a.kind == appSimple {
+	switch c.a.kind {
+	case appWorkflow:
+		return []node{{"1711528708197", "start", "Start", 0.0018}, {"llm", "llm", "LLM", 0}, {"end", "end", "End", 0.0009}}
+	case appHuman:
+		return []node{{"1711528708197", "start", "Start", 0.0021}, {"human", "human-input", "Approval", 0}}
+	}
+	if c.a.kind == appSimple || c.a.kind == appRequired {
 		return []node{{"1711528708197", "start", "Start", 0.0021}, {"answer", "answer", "Answer", 0.0105}}
 	}
 	return []node{
@@ -389,13 +411,8 @@ func (c *chat) streamWorkflow() bool {
 		return false
 	}
 	if stop {
-		switch c.fault {
-		case fWorkflowFailed:
-			c.nodeFinishedFailed(nodes, streamer, execIDs[streamer], streamStart)
-			c.workflowFinished("failed", len(nodes))
-			e := c.begin("error", pError)
-			e.kstr("code", "invalid_param").kint("status", 400).kstr("message", "Run failed: Node "+nodes[streamer].title+" run failed: [mock] injected failure")
-			c.send()
+		if c.fault == fWorkflowFailed {
+			c.failRun(nodes, streamer, execIDs[streamer], streamStart)
 		}
 		return false
 	}
@@ -408,15 +425,141 @@ func (c *chat) streamWorkflow() bool {
 	} else if !c.nodeFinished(nodes, streamer, execIDs[streamer], "succeeded") {
 		return false
 	}
-	if c.fault == fTerminalSwap {
+	steps := len(nodes)
+	switch {
+	case c.fault == fTerminalSwap:
 		c.fired = true
-		return c.messageEnd() && c.workflowFinished("succeeded", len(nodes))
+		return c.messageEnd() && c.workflowFinished("succeeded", steps)
+	case c.relay && c.s.ver.meFirst:
+		// 1.13.1 on: message_end, then workflow_finished, where the relay stops
+		// (core/app/apps/advanced_chat/generate_task_pipeline.py:501-546).
+		return c.messageEnd() && c.workflowFinished("succeeded", steps)
+	case c.relay:
+		// 1.13.0: message_end is queued after workflow_finished, and the relay stops at
+		// workflow_finished (core/app/apps/streaming_utils.py:53-63): it never arrives.
+		return c.workflowFinished("succeeded", steps)
 	}
-	return c.workflowFinished("succeeded", len(nodes)) && c.messageEnd()
+	return c.workflowFinished("succeeded", steps) && c.messageEnd()
 }
 
-// streamAgent emits the agent-chat run (§1.5).
-func (c *chat) streamAgent() bool {
+// failRun ends a failed run: node_finished(failed), workflow_finished(failed), then the error
+// event, which a 1.13 relay cuts (it stops at workflow_finished).
+func (c *chat) failRun(nodes []node, i int, execID string, started time.Time) {
+	c.nodeFinishedFailed(nodes, i, execID, started)
+	c.workflowFinished("failed", len(nodes))
+	if c.relay {
+		return
+	}
+	e := c.begin("error", pError)
+	e.kstr("code", "invalid_param").kint("status", 400).kstr("message", "Run failed: Node "+nodes[i].title+" run failed: [mock] injected failure")
+	c.send()
+}
+
+// streamWorkflowApp emits a workflow app's run (Start → LLM → End): text_chunk answer,
+// terminal workflow_finished, no message events.
+func (c *chat) streamWorkflowApp() bool {
+	nodes := c.nodes()
+	e := c.begin("workflow_started", pRun)
+	e.key("data").obj().kstr("id", c.run).kstr("workflow_id", c.a.wfID).key("inputs")
+	c.sysInputs(e)
+	e.kint("created_at", c.created).close()
+	if !c.send() {
+		return false
+	}
+	start := c.id()
+	if !c.nodeStarted(nodes, 0, start) || !c.nodeFinished(nodes, 0, start, "succeeded") {
+		return false
+	}
+	llm := c.id()
+	streamStart := c.s.clock()
+	if !c.nodeStarted(nodes, 1, llm) {
+		return false
+	}
+	ok, stop := c.streamTokens()
+	if !ok {
+		return false
+	}
+	if stop {
+		if c.fault == fWorkflowFailed {
+			c.failRun(nodes, 1, llm, streamStart)
+		}
+		return false
+	}
+	if !c.llmFinished(nodes, 1, llm, streamStart) {
+		return false
+	}
+	end := c.id()
+	if !c.nodeStarted(nodes, 2, end) || !c.nodeFinished(nodes, 2, end, "succeeded") {
+		return false
+	}
+	if c.fault == fTerminalSwap {
+		c.fired = true // a workflow app has one terminal event: nothing to swap
+	}
+	return c.workflowFinished("succeeded", len(nodes))
+}
+
+// streamHumanInput emits a chatflow that reaches a human-input node: Start, then
+// human_input_required and workflow_paused, where the stream ends (the relay stops at
+// workflow_paused, core/app/apps/streaming_utils.py:53-63). The two events' data is
+// illustrative; clients read only their names.
+func (c *chat) streamHumanInput() {
+	nodes := c.nodes()
+	c.out = oClientGone
+	e := c.begin("workflow_started", pRun)
+	e.key("data").obj().kstr("id", c.run).kstr("workflow_id", c.a.wfID).key("inputs")
+	c.sysInputs(e)
+	e.kint("created_at", c.created).close()
+	if !c.send() {
+		return
+	}
+	start := c.id()
+	if !c.nodeStarted(nodes, 0, start) || !c.nodeFinished(nodes, 0, start, "succeeded") {
+		return
+	}
+	human := c.id()
+	if !c.nodeStarted(nodes, 1, human) {
+		return
+	}
+	if !c.waitUntil(c.next, true) {
+		return
+	}
+	e = c.begin("human_input_required", pRun)
+	e.key("data").obj().kstr("node_id", "human").kstr("node_title", "Approval").kstr("form_content", "Approve the request?").
+		key("actions").arr().elem().obj().kstr("id", "approve").kstr("title", "Approve").close().endArr().close()
+	if !c.send() {
+		return
+	}
+	e = c.begin("workflow_paused", pRun)
+	e.key("data").obj().kstr("workflow_run_id", c.run).key("paused_nodes").arr().elem().str("human").endArr().
+		key("outputs").emptyObj().kstr("status", "paused").key("elapsed_time").float(secs(c.s.clock().Sub(time.Unix(0, c.rec.Received)))).
+		kint("total_tokens", 0).kint("total_steps", 2).kint("created_at", c.created).close()
+	if c.send() {
+		c.rec.Terminal = c.s.clock().UnixNano()
+		c.out = oPaused
+	}
+}
+
+// streamMessages emits a run without workflow events: the agent-chat run (§1.5), or a basic
+// chat or completion app's message chunks and message_end.
+func (c *chat) streamMessages() bool {
+	if !c.a.agent {
+		ok, stop := c.streamTokens()
+		if !ok {
+			return false
+		}
+		if stop {
+			if c.fault == fWorkflowFailed {
+				e := c.begin("error", pError)
+				e.kstr("code", "invalid_param").kint("status", 400).kstr("message", "Run failed: [mock] injected failure")
+				c.send()
+			}
+			return false
+		}
+		if c.fault == fTerminalSwap {
+			c.fired = true // one terminal event: nothing to swap
+		}
+		return c.messageEnd()
+	}
 	th1 := c.id()
 	if !c.agentThought(th1, 1, "", "", "current_time", `{"current_time": {}}`) {
 		return false
@@ -457,7 +600,7 @@ func (c *chat) agentThought(id string, pos int64, thought, observation, tool, to
 
 // tokenText is answer chunk i.
 func (c *chat) tokenText(i int) string {
-	if c.a.kind == appSimple {
+	if c.a.kind == appSimple || c.a.kind == appRequired {
 		switch i {
 		case 0:
 			return "You said: "
@@ -497,7 +640,7 @@ func (c *chat) answerString(e *enc) {
 
 func (c *chat) selector(e *enc, i int) {
 	switch {
-	case c.a.kind == appSimple && i == 1:
+	case (c.a.kind == appSimple || c.a.kind == appRequired) && i == 1:
 		e.key("from_variable_selector").arr().elem().str("sys").elem().str("query").endArr()
 	case c.a.kind == appComplex:
 		e.key("from_variable_selector").arr().elem().str("llm").elem().str("text").endArr()
@@ -530,9 +673,8 @@ func (c *chat) streamTokens() (ok, stop bool) {
 				return false, false
 			case fMalformedJSON:
 				c.fired = true
-				e := c.begin(c.answerEvent(), pChat)
-				e.kstr("id", c.msg)
-				e.b = append(e.b, `,"answer":"broken`...)
+				e := c.chunkOpen()
+				e.b = append(e.b, `"broken`...)
 				c.write(append(e.b, "\n\n"...)) // no closing quote or brace: invalid JSON
 				*c.buf = e.b[:0]
 				c.s.bufs.put(c.buf)
@@ -560,19 +702,14 @@ func (c *chat) streamTokens() (ok, stop bool) {
 			sent = c.bigChunk(i, size)
 		case i == bigAt && c.fault == fInvalidUTF8:
 			c.fired = true
-			e := c.begin(c.answerEvent(), pChat)
-			e.kstr("id", c.msg).key("answer")
+			e := c.chunkOpen()
 			e.b = append(e.b, "\"bad \xff\xfe bytes\""...)
-			if c.answerEvent() == "message" {
-				c.selector(e, i)
-			}
+			c.chunkClose(e, i)
 			sent = c.send()
 		default:
-			e := c.begin(c.answerEvent(), pChat)
-			e.kstr("id", c.msg).kstr("answer", c.tokenText(i))
-			if c.answerEvent() == "message" {
-				c.selector(e, i)
-			}
+			e := c.chunkOpen()
+			e.str(c.tokenText(i))
+			c.chunkClose(e, i)
 			sent = c.send()
 		}
 		if !sent {
@@ -678,9 +815,8 @@ func resetConn(w http.ResponseWriter) {
 // bigChunk sends answer chunk i with an answer of size filler bytes,
 // streamed in pieces so that no big buffer is held.
 func (c *chat) bigChunk(i, size int) bool {
-	e := c.begin(c.answerEvent(), pChat)
-	e.kstr("id", c.msg)
-	e.b = append(e.b, `,"answer":"`...)
+	e := c.chunkOpen()
+	e.b = append(e.b, '"')
 	if _, err := c.w.Write(e.b); err != nil {
 		c.broken = true
 	}
@@ -697,9 +833,7 @@ func (c *chat) bigChunk(i, size int) bool {
 		left -= n
 	}
 	e.b = append(blk[:0], '"')
-	if c.answerEvent() == "message" {
-		c.selector(e, i)
-	}
+	c.chunkClose(e, i)
 	return c.send()
 }
 
@@ -707,8 +841,17 @@ func (c *chat) bigChunk(i, size int) bool {
 // Event bodies.
 
 func (c *chat) sysInputs(e *enc) {
+	if c.a.wire == wireWorkflow {
+		e.obj().key("sys.files").emptyArr().kstr("sys.user_id", c.endUser).kstr("sys.app_id", c.a.id).
+			kstr("sys.workflow_id", c.a.wfID).kstr("sys.workflow_run_id", c.run)
+		for _, in := range c.inputs {
+			e.ukey(in.k).raw(in.v)
+		}
+		e.close()
+		return
+	}
 	e.obj().kstr("sys.query", c.query).key("sys.files").emptyArr().kstr("sys.conversation_id", c.conv).
-		kstr("sys.user_id", c.endUser).kint("sys.dialogue_count", 1).kstr("sys.app_id", c.a.id).
+		kstr("sys.user_id", c.endUser).kint("sys.dialogue_count", max(c.turn, 1)).kstr("sys.app_id", c.a.id).
 		kstr("sys.workflow_id", c.a.wfID).kstr("sys.workflow_run_id", c.run)
 	for _, in := range c.inputs {
 		e.ukey(in.k).raw(in.v)
@@ -781,6 +924,10 @@ func (c *chat) nodeFinished(nodes []node, i int, execID, status string) bool {
 		e.obj().key("answer")
 		c.answerString(e)
 		e.key("files").emptyArr().close()
+	case "end":
+		e.obj().key("text")
+		c.answerString(e)
+		e.close()
 	}
 	e.kbool("outputs_truncated", false).kstr("status", status).knull("error").key("elapsed_time").float(n.elapsed)
 	if n.typ == "tool" {
@@ -828,12 +975,18 @@ func (c *chat) workflowFinished(status string, steps int) bool {
 	e := c.begin("workflow_finished", pRun)
 	now := c.s.clock()
 	e.key("data").obj().kstr("id", c.run).kstr("workflow_id", c.a.wfID).kstr("status", status).key("outputs")
-	if status == "succeeded" {
+	switch {
+	case status == "succeeded" && c.a.wire == wireWorkflow:
+		e.obj().key("text")
+		c.answerString(e)
+		e.close()
+		e.knull("error")
+	case status == "succeeded":
 		e.obj().key("answer")
 		c.answerString(e)
 		e.key("files").emptyArr().close()
 		e.knull("error")
-	} else {
+	default:
 		e.emptyObj().kstr("error", "[mock] injected failure")
 	}
 	total := c.promptTokens() + int64(c.sent)
@@ -960,12 +1113,27 @@ func (c *chat) serveBlocking() {
 	}
 	c.firstTok = time.Time{} // Dify reports null TTFT for blocking
 	e := enc{b: make([]byte, 0, 1024), dumps: true}
-	e.open().kstr("event", "message").kstr("task_id", c.task).kstr("id", c.msg).kstr("message_id", c.msg).
-		kstr("conversation_id", c.conv).kstr("mode", c.a.mode).key("answer")
-	c.answerString(&e)
-	e.key("metadata")
-	c.metadata(&e)
-	e.kint("created_at", c.created).close()
+	switch c.a.wire {
+	case wireWorkflow:
+		// {"task_id","workflow_run_id","data":{id,workflow_id,status,outputs,error,…}} (§5)
+		now := c.s.clock()
+		e.open().kstr("task_id", c.task).kstr("workflow_run_id", c.run).key("data").obj().kstr("id", c.run).
+			kstr("workflow_id", c.a.wfID).kstr("status", "succeeded").key("outputs").obj().key("text")
+		c.answerString(&e)
+		e.close().knull("error").key("elapsed_time").float(secs(now.Sub(time.Unix(0, c.rec.Received)))).
+			kint("total_tokens", c.promptTokens()+int64(c.sent)).kint("total_steps", 3).
+			kint("created_at", c.created).kint("finished_at", now.Unix()).close().close()
+	default:
+		e.open().kstr("event", "message").kstr("task_id", c.task).kstr("id", c.msg).kstr("message_id", c.msg)
+		if c.a.wire != wireCompletion {
+			e.kstr("conversation_id", c.conv)
+		}
+		e.kstr("mode", c.a.mode).key("answer")
+		c.answerString(&e)
+		e.key("metadata")
+		c.metadata(&e)
+		e.kint("created_at", c.created).close()
+	}
 	h := c.w.Header()
 	h["Content-Type"] = []string{"application/json; charset=utf-8"}
 	h["Content-Length"] = []string{strconv.Itoa(len(e.b))}

@@ -136,6 +136,25 @@ type Config struct {
 	// DatasetIDs are extra dataset ids accepted by retrieve, in addition to
 	// DefaultDatasetID. Any other id gets 404 not_found "Dataset not found.".
 	DatasetIDs []string
+	// DifyVersion selects the wire behaviour of a Dify release: "1.9" … "1.12" stream
+	// inline, "1.13.0" and later relay chatflow and workflow runs through job workers (see
+	// doc.go, "Dify versions"). "" → DefaultDifyVersion (the newest 1.13.x).
+	DifyVersion string
+	// JobWorkers is the number of job workers (Dify's CELERY_WORKER_AMOUNT) that run relayed
+	// streaming runs (chatflow and workflow apps on 1.13): a relayed run sends its first
+	// ping, then waits in a FIFO queue for a free worker, in silence. 0 → unlimited (no
+	// queue); Dify's docker default is 1. See CAPACITY.md.
+	JobWorkers int
+	// APISlots is how many requests the API process serves at once (gunicorn workers ×
+	// worker connections); the others wait before any response byte. 0 → unlimited.
+	APISlots int
+	// MaxActiveRequests is the per-app concurrency limit (Dify's APP_MAX_ACTIVE_REQUESTS):
+	// a generate request beyond it is refused with 400 invalid_param "Too many requests.
+	// …". 0 → unlimited.
+	MaxActiveRequests int
+	// MaxConversations bounds the conversations remembered for conversation_id reuse;
+	// 0 → DefaultMaxConversations, < 0 → unlimited.
+	MaxConversations int
 }
 
 // Validate reports a Config that New would have to clamp: unknown fault
@@ -153,6 +172,12 @@ func (c Config) Validate() error {
 	}
 	if err := validateFaults(c.Faults); err != nil {
 		errs = append(errs, err)
+	}
+	if _, err := parseVersion(c.DifyVersion); err != nil {
+		errs = append(errs, err)
+	}
+	if c.JobWorkers < 0 || c.APISlots < 0 || c.MaxActiveRequests < 0 {
+		errs = append(errs, fmt.Errorf("difymock: job workers, API slots and max active requests must be >= 0"))
 	}
 	return errors.Join(errs...)
 }

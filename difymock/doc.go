@@ -1,5 +1,5 @@
 // Package difymock is a Dify-compatible mock server (Dify service API
-// 1.13.3) for tests, demos and benchmarks of difyload. It is the oracle the
+// 1.9 … 1.13.3, see "Dify versions") for tests, demos and benchmarks of difyload. It is the oracle the
 // client is tested against, so it imports nothing from the project and keeps
 // its own truth about what it served.
 //
@@ -7,7 +7,8 @@
 //
 // Responses follow /work/shared/reference/dify-api.md byte for byte:
 //
-//   - every response carries X-Version: 1.13.3 and X-Env: PRODUCTION;
+//   - every response carries X-Version (the Dify version, 1.13.3 by
+//     default) and X-Env: PRODUCTION;
 //   - streams: 200, Content-Type "text/event-stream; charset=utf-8",
 //     chunked, no Content-Length; each event is "data: <json>\n\n" with no
 //     event: line, compact orjson-style JSON (no spaces, raw UTF-8, keys in
@@ -17,16 +18,40 @@
 //     style (", " and ": " separators, ASCII-escaped), no trailing newline;
 //   - everything else and every error: "application/json", compact JSON
 //     plus a trailing "\n"; errors are {"code","message","status"}; a 401
-//     also has WWW-Authenticate: Bearer realm="api".
+//     also has WWW-Authenticate: Bearer realm="api". Error messages are
+//     written as ujson writes them (flask-restx uses ujson when it is
+//     installed, and Dify's lock file installs it): "/" as "\/", non-ASCII
+//     as \uXXXX.
 //
 // # Apps, keys and endpoints
 //
-//	SimpleChatKey   advanced-chat  Start → Answer "You said: {{query}}" (§1.3)
-//	ComplexChatKey  advanced-chat  Start → IF/ELSE → Tool → Knowledge Retrieval → LLM → Answer (§1.4)
-//	AgentChatKey    agent-chat     agent_thought / agent_message (§1.5); streaming only
-//	DatasetKey      knowledge API  /v1/datasets/{id}/retrieve only
+//	key                    app (truth name)      Dify mode      endpoint and flow
+//	SimpleChatKey          simple_chatflow       advanced-chat  chat-messages: Start → Answer "You said: {{query}}" (§1.3)
+//	ComplexChatKey         complex_chatflow      advanced-chat  chat-messages: Start → IF/ELSE → Tool → Knowledge Retrieval → LLM → Answer (§1.4)
+//	AgentChatKey           agent                 agent-chat     chat-messages: agent_thought / agent_message (§1.5); streaming only
+//	ChatAppKey             chat                  chat           chat-messages: message chunks, message_end
+//	CompletionAppKey       completion            completion     completion-messages: message chunks, message_end (no conversation)
+//	WorkflowAppKey         workflow              workflow       workflows/run: Start → LLM → End, text_chunk, workflow_finished
+//	RequiredInputsChatKey  required_chatflow     advanced-chat  chat-messages: the simple chatflow with the required input "dept"
+//	HumanInputChatKey      human_input_chatflow  advanced-chat  chat-messages: Start → human input: human_input_required, workflow_paused
+//	DatasetKey             —                     knowledge API  /v1/datasets/{id}/retrieve only
 //
-// POST /v1/chat-messages serves the three apps, streaming or blocking
+// An app key on another app type's endpoint is 400 not_chat_app /
+// not_completion_app / not_workflow_app "Please check if your app mode
+// matches the right API route.". A completion app's query is optional, a
+// workflow app has none; `files` must be absent, null or a list of objects
+// (else 400 invalid_param); its entries are counted (Record.Files,
+// Truth.Apps[...].Files) and otherwise ignored.
+//
+// Conversations: a chat-messages request without conversation_id gets a new
+// UUID (a first turn); a request that sends one the mock issued, for the same
+// app and user, is a later turn (Record.Turn, Truth.Conversations; its
+// sys.dialogue_count is the turn). Any other UUID is an unknown conversation,
+// a setup error (see "Dify versions"). At most Config.MaxConversations are
+// remembered (oldest forgotten). Required inputs and an empty query are the
+// other setup errors.
+//
+// POST /v1/chat-messages serves the chat-messages apps, streaming or blocking
 // (response_mode omitted means blocking; agent + blocking is 400
 // invalid_param "Agent Chat App does not support blocking mode"). Every app
 // streams exactly Tokens answer chunks after TTFT, one every TokenDelay. The
@@ -60,8 +85,9 @@
 // (400 bad_request) → user (400 invalid_param "Arg user must be
 // provided.") → X-Mock-* headers (400 on a bad value) → schema: query,
 // inputs object, response_mode, conversation_id "" / null / UUID (400
-// invalid_param) → injected HTTP faults. Any UUID conversation_id is
-// accepted (the mock keeps no conversations).
+// invalid_param) → app concurrency limit (400 invalid_param "Too many
+// requests. …", Config.MaxActiveRequests) → injected HTTP faults → the run's
+// setup (unknown conversation, required inputs, empty query).
 //
 // # Per-request headers
 //
@@ -129,7 +155,9 @@
 // sent, and received / first-token / terminal times in unix ns; the
 // first-token and terminal times are taken after the Write+Flush of that
 // frame returned). Each request is recorded exactly once, when its handler
-// returns. Outcomes: "ok"; "http_400", "http_401", "http_404", "http_405",
+// returns. Per app (Truth.Apps) the same outcomes are counted under the
+// app names of the key table. Outcomes: "ok"; "setup_silent", "paused",
+// "concurrency_limit" (see "Dify versions"); "http_400", "http_401", "http_404", "http_405",
 // "http_415", "http_429", "http_500" (validation errors and the HTTP
 // faults); the fault name for every other injected fault; "client_gone"
 // when the client went away before the end. A failure fault keeps its
@@ -137,6 +165,60 @@
 // disconnects (stall, partial_line: the client times out); the success
 // faults (big_event, invalid_utf8, terminal_swap) count as their name only
 // when the stream completed, else client_gone.
+//
+// # Dify versions
+//
+// Config.DifyVersion (difyload mock --dify-version) picks the wire of a
+// release line; the default is the newest 1.13.x (DefaultDifyVersion). What
+// follows was read in Dify 1.13.3's source (langgenius/dify @59639ca9,
+// paths under api/) and is restated here in our words:
+//
+//   - 1.9 … 1.12: every run streams inline from the API process. A chatflow
+//     ends workflow_finished → message_end. Setup errors are HTTP errors: an
+//     unknown conversation 404 not_found "Conversation Not Exists.", a
+//     missing required input 400 invalid_param "<var> is required in input
+//     form", an empty query 400 invalid_param "Query is required".
+//   - 1.13.0 and later: a streaming chatflow or workflow-app run is queued
+//     as a job and the HTTP handler relays its events
+//     (services/app_generate_service.py:146-228). The relay writes one ping
+//     as soon as it listens, then only what the job publishes; it stops at
+//     the first workflow_finished or workflow_paused and drops the rest
+//     (core/app/apps/streaming_utils.py:13-70, the stop at 53-63). Setup
+//     errors are raised inside the job and not published
+//     (core/app/apps/advanced_chat/app_generator.py:123-188): the client
+//     gets 200, the ping, then silence (outcome "setup_silent"). Chat, agent
+//     and completion apps and every blocking request are not relayed.
+//   - 1.13.0: the chatflow pipeline queued message_end after
+//     workflow_finished, so the relay never sends it; a failed run's error
+//     event and a stopped run's message_end are cut the same way.
+//   - 1.13.1 and later: a chatflow sends message_end, then
+//     workflow_finished (core/app/apps/advanced_chat/
+//     generate_task_pipeline.py:501-546).
+//   - Every version: a running pipeline pings when its run time crosses a
+//     multiple of 10 s (core/app/apps/base_app_queue_manager.py:55-84); the
+//     mock counts run time from the run's start (after the job queue). The
+//     app concurrency limit (Config.MaxActiveRequests) is 400 invalid_param:
+//     the limit's error subclasses ValueError and the API's error handlers
+//     match a ValueError first (libs/external_api.py:79-93,
+//     core/app/features/rate_limiting/rate_limit.py:81-86); the "429"
+//     fault stays for deployments (or proxies) that answer 429, which
+//     Dify's own test also accepts (tests/unit_tests/libs/
+//     test_external_api.py:113-115).
+//   - The human-input chatflow (HumanInputChatKey) sends
+//     human_input_required, then workflow_paused, and ends (outcome
+//     "paused"); the two events' data fields are illustrative.
+//
+// # Capacity model
+//
+// Config.JobWorkers (--job-workers) is a pool of job workers with a FIFO
+// queue for relayed runs: a run holds a worker for its own duration (TTFT +
+// (tokens−1) × token delay, from its start); a queued run whose client left
+// still runs when its turn comes (an orphan job). Config.APISlots
+// (--api-slots) bounds the requests the API process serves at once; the
+// others wait before any response byte. Both are unlimited by default. The
+// truth reports each request's queue wait (Record.QueueWait, APIWait) and
+// the pools' state (Truth.JobWorkers, JobsRunning, JobsQueued, OrphanJobs).
+// See CAPACITY.md.
 //
 // # Capacity
 //

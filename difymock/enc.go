@@ -1,6 +1,7 @@
 package difymock
 
 import (
+	"bytes"
 	"math"
 	"strconv"
 	"sync"
@@ -107,6 +108,25 @@ func (e *enc) strOrNull(s string) *enc {
 		return e.null()
 	}
 	return e.str(s)
+}
+
+// ujson writes s as a JSON string the way ujson does by default: ASCII only (\uXXXX) and
+// "/" escaped as "\/".
+func (e *enc) ujson(s string) *enc {
+	start := len(e.b)
+	e.b = appendString(e.b, s, true)
+	if bytes.IndexByte(e.b[start:], '/') < 0 {
+		return e
+	}
+	out := append([]byte(nil), e.b[start:]...)
+	e.b = e.b[:start]
+	for _, c := range out {
+		if c == '/' {
+			e.b = append(e.b, '\\')
+		}
+		e.b = append(e.b, c)
+	}
+	return e
 }
 
 func (e *enc) int(v int64) *enc { e.b = strconv.AppendInt(e.b, v, 10); return e }

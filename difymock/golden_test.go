@@ -6,7 +6,9 @@ import (
 )
 
 // goldenConfig: no waiting, 5 tokens, default pings (none happen).
-func goldenConfig() Config { return Config{TTFT: -1, TokenDelay: -1, RetrievalLatency: -1, Tokens: 5} }
+func goldenConfig() Config {
+	return Config{TTFT: -1, TokenDelay: -1, RetrievalLatency: -1, Tokens: 5, DifyVersion: "1.12"}
+}
 
 func TestGoldenChat(t *testing.T) {
 	t.Parallel()

@@ -56,6 +56,7 @@ func newClient() *http.Client {
 type call struct {
 	method, path, key, ctype, body string
 	hdr                            map[string]string
+	within                         time.Duration // client timeout (0: none)
 }
 
 func (c call) do(t testing.TB, base string) (*http.Response, []byte, error) {
@@ -86,6 +87,7 @@ func (c call) do(t testing.TB, base string) (*http.Response, []byte, error) {
 		req.Header.Set(k, v)
 	}
 	cl := newClient()
+	cl.Timeout = c.within
 	defer cl.CloseIdleConnections()
 	resp, err := cl.Do(req)
 	if err != nil {
@@ -127,6 +129,8 @@ func transcript(resp *http.Response, body []byte, readErr error) []byte {
 		msg := readErr.Error()
 		if strings.Contains(msg, "reset") {
 			msg = "connection reset"
+		} else if strings.Contains(msg, "Client.Timeout") || strings.Contains(msg, "deadline") {
+			msg = "client timeout"
 		} else if strings.Contains(msg, "EOF") {
 			msg = "unexpected EOF"
 		}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,6 +21,11 @@ import (
 // http.Server, Serve or ListenAndServe.
 type Server struct {
 	cfg    Config
+	ver    version
+	jobs   *pool // job workers (Config.JobWorkers), relayed runs only
+	api    *pool // API process slots (Config.APISlots), every /v1 request
+	convs  conversations
+	active [numApps]atomic.Int64 // requests in flight per app, for Config.MaxActiveRequests
 	set    settings
 	faults faultTable
 	sets   map[string]bool // accepted dataset ids
@@ -39,7 +45,16 @@ type Server struct {
 // New returns a Server for cfg. Invalid values are clamped (see
 // Config.Validate to reject them instead); unknown fault names are ignored.
 func New(cfg Config) *Server {
-	s := &Server{cfg: cfg, set: cfg.settings(), faults: newFaultTable(cfg.Faults), sets: map[string]bool{DefaultDatasetID: true}}
+	ver, err := parseVersion(cfg.DifyVersion)
+	if err != nil {
+		ver, _ = parseVersion("")
+	}
+	s := &Server{cfg: cfg, ver: ver, set: cfg.settings(), faults: newFaultTable(cfg.Faults), sets: map[string]bool{DefaultDatasetID: true},
+		jobs: newPool(cfg.JobWorkers, true), api: newPool(cfg.APISlots, false)}
+	s.convs.max = cfg.MaxConversations
+	if s.convs.max == 0 {
+		s.convs.max = DefaultMaxConversations
+	}
 	for _, id := range cfg.DatasetIDs {
 		s.sets[strings.ToLower(id)] = true
 	}
@@ -51,46 +66,33 @@ func New(cfg Config) *Server {
 }
 
 // Truth returns the counts and records so far (see /_mock/stats).
-func (s *Server) Truth() Truth { return s.truth.snapshot(true) }
+func (s *Server) Truth() Truth { return s.snapshot(true, true) }
+
+func (s *Server) snapshot(withRecords, withConvs bool) Truth {
+	t := s.truth.snapshot(withRecords)
+	if withConvs {
+		t.Conversations, t.ConversationsDropped = s.convs.snapshot()
+	} else {
+		_, t.ConversationsDropped = s.convs.snapshot()
+	}
+	t.DifyVersion = s.ver.name
+	t.JobWorkers, t.APISlots = max(s.cfg.JobWorkers, 0), max(s.cfg.APISlots, 0)
+	var orphans int64
+	t.JobsRunning, t.JobsQueued, orphans = s.jobs.stats()
+	t.OrphanJobs = orphans
+	t.APIInUse, t.APIQueued, _ = s.api.stats()
+	return t
+}
 
 // Reset zeroes counts and drops records (see POST /_mock/reset). Requests
 // in flight at the time are counted after the reset when they finish.
-func (s *Server) Reset() { s.truth.reset() }
+func (s *Server) Reset() { s.truth.reset(); s.convs.reset() }
 
 func (s *Server) clock() time.Time {
 	if s.now != nil {
 		return s.now()
 	}
 	return time.Now()
-}
-
-// app is one mock Dify app.
-type app struct {
-	name  string // truth name
-	mode  string // Dify mode
-	id    string
-	wfID  string // workflow id (chatflows)
-	agent bool
-	nodes bool // emits workflow/node events
-	kind  int
-}
-
-const (
-	appSimple = iota
-	appComplex
-	appAgent
-)
-
-func appForKey(key string) *app {
-	switch key {
-	case SimpleChatKey:
-		return &app{name: "simple", mode: "advanced-chat", id: "5b3d9a61-7c2e-4f80-9d14-2a6b8c0e1f31", wfID: "8e2f4a10-1c3b-4d5e-8f60-7a8b9c0d1e21", nodes: true, kind: appSimple}
-	case ComplexChatKey:
-		return &app{name: "complex", mode: "advanced-chat", id: "a1c4e7f0-2b5d-4e8a-9c1f-3d6e9a2b5c72", wfID: "c3e5a7b9-1d2f-4a6c-8e0b-2d4f6a8c0e43", nodes: true, kind: appComplex}
-	case AgentChatKey:
-		return &app{name: "agent", mode: "agent-chat", id: "e9f1b3d5-7a2c-4e6b-8d0f-1a3c5e7b9d14", agent: true, kind: appAgent}
-	}
-	return nil
 }
 
 // req is the per-request state shared by all handlers.
@@ -105,13 +107,14 @@ type req struct {
 	recv     time.Time // real time, for scheduling
 	rec      Record
 	out      outcome
+	app      appKind // numApps until an app key was resolved
 	recorded bool
 }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h["X-Version"] = []string{"1.13.3"}
+	h["X-Version"] = []string{s.ver.name}
 	h["X-Env"] = []string{"PRODUCTION"}
 
 	path := r.URL.Path
@@ -135,7 +138,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.truth.inFlight.Add(1)
 	defer s.truth.inFlight.Add(-1)
 
-	rq := &req{s: s, w: w, r: r, set: s.set, ep: epOther}
+	rq := &req{s: s, w: w, r: r, set: s.set, ep: epOther, app: numApps}
 	rq.recv = time.Now()
 	if s.now != nil {
 		rq.rec.Received = s.now().UnixNano()
@@ -148,11 +151,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rq.rng.Seed(rand.Uint64(), rand.Uint64())
 	}
 	defer rq.finish()
+	// The API process serves at most APISlots requests at once; the others wait before any
+	// byte of a response (gunicorn's workers × worker connections).
+	if s.cfg.APISlots > 0 {
+		waitFrom := time.Now()
+		if !s.api.acquire(r.Context(), 0) {
+			rq.out = oClientGone
+			return
+		}
+		defer s.api.release()
+		rq.rec.APIWait = time.Since(waitFrom).Nanoseconds()
+	}
 
 	switch {
-	case path == "/v1/chat-messages":
-		rq.ep = epChat
-		rq.rec.Endpoint = EndpointChat
+	case path == "/v1/chat-messages", path == "/v1/completion-messages", path == "/v1/workflows/run":
+		rq.ep, rq.rec.Endpoint = epChat, EndpointChat
+		switch path {
+		case "/v1/completion-messages":
+			rq.ep, rq.rec.Endpoint = epCompletion, EndpointCompletion
+		case "/v1/workflows/run":
+			rq.ep, rq.rec.Endpoint = epWorkflow, EndpointWorkflow
+		}
 		if r.Method != http.MethodPost {
 			rq.fail(http.StatusMethodNotAllowed, "method_not_allowed", "The method is not allowed for the requested URL.")
 			return
@@ -199,7 +218,7 @@ func (rq *req) finish() {
 	if rq.fault != fNone {
 		rq.rec.Fault = rq.fault.String()
 	}
-	rq.s.truth.add(rq.ep, rq.out, &rq.rec)
+	rq.s.truth.add(rq.ep, rq.app, rq.out, &rq.rec)
 }
 
 // fail writes a Dify error envelope and sets the outcome.
@@ -209,7 +228,9 @@ func (rq *req) fail(status int, code, msg string) {
 	rq.rec.Terminal = rq.s.clock().UnixNano()
 }
 
-// writeError writes {"code","message","status"}\n like flask-restx.
+// writeError writes {"code","message","status"}\n like flask-restx, which serializes with
+// ujson when it is installed (Dify's lock file has it): compact, "/" escaped as "\/", every
+// non-ASCII character as \uXXXX.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
 	h := w.Header()
 	h["Content-Type"] = []string{"application/json"}
@@ -217,7 +238,7 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 		h["Www-Authenticate"] = []string{`Bearer realm="api"`}
 	}
 	e := enc{b: make([]byte, 0, 128+len(msg))}
-	e.open().kstr("code", code).kstr("message", msg).kint("status", int64(status)).close()
+	e.open().kstr("code", code).key("message").ujson(msg).kint("status", int64(status)).close()
 	e.b = append(e.b, '\n')
 	h["Content-Length"] = []string{strconv.Itoa(len(e.b))}
 	w.WriteHeader(status)
@@ -261,6 +282,7 @@ func (rq *req) appAuth() *app {
 		return nil
 	}
 	rq.rec.App = a.name
+	rq.app = a.kind
 	return a
 }
 
@@ -447,7 +469,8 @@ func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	withRecords := r.URL.Query().Get("records") != "0"
-	b, err := json.Marshal(s.truth.snapshot(withRecords))
+	withConvs := r.URL.Query().Get("conversations") != "0"
+	b, err := json.Marshal(s.snapshot(withRecords, withConvs))
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal_server_error", err.Error())
 		return

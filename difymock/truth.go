@@ -11,6 +11,8 @@ const (
 	EndpointRetrieve   = "retrieve"
 	EndpointParameters = "parameters"
 	EndpointOther      = "other" // unknown paths and methods
+	EndpointCompletion = "completion-messages"
+	EndpointWorkflow   = "workflows-run"
 )
 
 type endpointID uint8
@@ -20,6 +22,8 @@ const (
 	epRetrieve
 	epParameters
 	epOther
+	epCompletion
+	epWorkflow
 	numEndpoints
 )
 
@@ -31,6 +35,10 @@ func (e endpointID) String() string {
 		return EndpointRetrieve
 	case epParameters:
 		return EndpointParameters
+	case epCompletion:
+		return EndpointCompletion
+	case epWorkflow:
+		return EndpointWorkflow
 	}
 	return EndpointOther
 }
@@ -42,6 +50,14 @@ func (e endpointID) String() string {
 const (
 	OutcomeOK         = "ok"          // complete, successful response
 	OutcomeClientGone = "client_gone" // the client went away before the end (and before any injected fault)
+	// OutcomeSetupSilent: a relayed run (1.13) whose setup failed inside the job (a missing
+	// required input, an empty query, an unknown conversation): 200, one ping, silence.
+	OutcomeSetupSilent = "setup_silent"
+	// OutcomePaused: a human-input chatflow paused (human_input_required, workflow_paused).
+	OutcomePaused = "paused"
+	// OutcomeConcurrencyLimit: rejected by the app's concurrency limit
+	// (Config.MaxActiveRequests): 400 invalid_param "Too many requests. …".
+	OutcomeConcurrencyLimit = "concurrency_limit"
 	// HTTP error outcomes are "http_<status>", e.g. "http_400", "http_401",
 	// "http_404", "http_405", "http_415", "http_429", "http_500" — both for
 	// real validation errors and for the 401/429/500/retrieve_500 faults.
@@ -61,6 +77,9 @@ const (
 	oHTTP415
 	oHTTP429
 	oHTTP500
+	oSetupSilent
+	oPaused
+	oConcurrency
 	numOutcomes
 )
 
@@ -104,6 +123,12 @@ func (o outcome) String() string {
 		return "http_415"
 	case o == oHTTP429:
 		return "http_429"
+	case o == oSetupSilent:
+		return OutcomeSetupSilent
+	case o == oPaused:
+		return OutcomePaused
+	case o == oConcurrency:
+		return OutcomeConcurrencyLimit
 	}
 	return "http_500"
 }
@@ -121,13 +146,45 @@ type Truth struct {
 	Records []Record `json:"records,omitempty"`
 	// RecordsDropped counts finished requests that fell out of the ring.
 	RecordsDropped int64 `json:"records_dropped"`
+	// Apps maps an app name ("simple_chatflow", "complex_chatflow", "agent", "chat",
+	// "completion", "workflow", "required_chatflow", "human_input_chatflow") to its
+	// requests (every endpoint, /v1/parameters included) and outcomes. Only apps with
+	// requests are present.
+	Apps map[string]AppTruth `json:"apps"`
+	// Conversations maps every conversation_id the mock issued (and still remembers, see
+	// Config.MaxConversations) to its app and turns (omitted with ?conversations=0).
+	Conversations map[string]Conversation `json:"conversations,omitempty"`
+	// ConversationsDropped counts conversations forgotten past Config.MaxConversations.
+	ConversationsDropped int64 `json:"conversations_dropped"`
+	// DifyVersion is the Dify release the mock speaks (X-Version).
+	DifyVersion string `json:"dify_version"`
+	// JobWorkers is Config.JobWorkers (0: unlimited); JobsRunning and JobsQueued are the
+	// job workers busy and the relayed runs waiting for one right now; OrphanJobs counts
+	// queued runs whose client had left when a worker took them (they ran anyway).
+	JobWorkers  int   `json:"job_workers"`
+	JobsRunning int   `json:"jobs_running"`
+	JobsQueued  int   `json:"jobs_queued"`
+	OrphanJobs  int64 `json:"orphan_jobs"`
+	// APISlots is Config.APISlots (0: unlimited); APIInUse and APIQueued are the slots in
+	// use and the requests waiting for one.
+	APISlots  int `json:"api_slots"`
+	APIInUse  int `json:"api_in_use"`
+	APIQueued int `json:"api_queued"`
+}
+
+// AppTruth is one app's share of the counts.
+type AppTruth struct {
+	Requests int64            `json:"requests"`
+	Outcomes map[string]int64 `json:"outcomes"`
+	// Files counts the `files` entries the app's requests carried.
+	Files int64 `json:"files"`
 }
 
 // Record is the truth about one finished request.
 type Record struct {
 	MessageID  string `json:"message_id,omitempty"` // chat only
 	User       string `json:"user,omitempty"`
-	App        string `json:"app,omitempty"` // "simple", "complex", "agent", "dataset" or ""
+	App        string `json:"app,omitempty"` // an app name (Truth.Apps), "dataset" or ""
 	Endpoint   string `json:"endpoint"`
 	Mode       string `json:"mode,omitempty"`  // "streaming" or "blocking" (chat only)
 	Fault      string `json:"fault,omitempty"` // the injected fault, if any
@@ -136,12 +193,26 @@ type Record struct {
 	Received   int64  `json:"received"`    // when the handler started
 	FirstToken int64  `json:"first_token"` // after Write+Flush of the first answer chunk returned
 	Terminal   int64  `json:"terminal"`    // after Write+Flush of the terminal event (or blocking body) returned
+	// ConversationID is the conversation of a chat-messages request (issued or reused);
+	// Turn is its turn number (1 = the first).
+	ConversationID string `json:"conversation_id,omitempty"`
+	Turn           int64  `json:"turn,omitempty"`
+	// Files is the number of `files` entries in the request.
+	Files int `json:"files,omitempty"`
+	// QueueWait is how long a relayed run waited for a job worker; APIWait how long the
+	// request waited for an API slot (ns).
+	QueueWait int64 `json:"queue_wait_ns,omitempty"`
+	APIWait   int64 `json:"api_wait_ns,omitempty"`
+	// RunStart is when the run started (a job worker or the API process took it), unix ns.
+	RunStart int64 `json:"run_start,omitempty"`
 }
 
 // truth holds exact concurrent counts (atomics, no lock) and a ring of
 // records behind a mutex held only for a struct copy.
 type truth struct {
 	counts   [numEndpoints][numOutcomes]atomic.Int64
+	apps     [numApps][numOutcomes]atomic.Int64
+	files    [numApps]atomic.Int64
 	inFlight atomic.Int64
 
 	mu      sync.Mutex
@@ -151,8 +222,15 @@ type truth struct {
 	dropped int64 // records overwritten
 }
 
-func (t *truth) add(ep endpointID, o outcome, rec *Record) {
+// add counts a finished request; a is its app (numApps: none).
+func (t *truth) add(ep endpointID, a appKind, o outcome, rec *Record) {
 	t.counts[ep][o].Add(1)
+	if a < numApps {
+		t.apps[a][o].Add(1)
+		if rec != nil && rec.Files > 0 {
+			t.files[a].Add(int64(rec.Files))
+		}
+	}
 	if t.max <= 0 || rec == nil {
 		return
 	}
@@ -168,7 +246,19 @@ func (t *truth) add(ep endpointID, o outcome, rec *Record) {
 }
 
 func (t *truth) snapshot(withRecords bool) Truth {
-	out := Truth{Counts: map[string]map[string]int64{}, InFlight: t.inFlight.Load()}
+	out := Truth{Counts: map[string]map[string]int64{}, InFlight: t.inFlight.Load(), Apps: map[string]AppTruth{}}
+	for a := range numApps {
+		at := AppTruth{Outcomes: map[string]int64{}, Files: t.files[a].Load()}
+		for o := range numOutcomes {
+			if n := t.apps[a][o].Load(); n != 0 {
+				at.Outcomes[o.String()] = n
+				at.Requests += n
+			}
+		}
+		if at.Requests > 0 {
+			out.Apps[a.name()] = at
+		}
+	}
 	for ep := range numEndpoints {
 		for o := range numOutcomes {
 			if n := t.counts[ep][o].Load(); n != 0 {
@@ -197,6 +287,12 @@ func (t *truth) reset() {
 		for o := range numOutcomes {
 			t.counts[ep][o].Store(0)
 		}
+	}
+	for a := range numApps {
+		for o := range numOutcomes {
+			t.apps[a][o].Store(0)
+		}
+		t.files[a].Store(0)
 	}
 	t.mu.Lock()
 	t.ring, t.next, t.dropped = nil, 0, 0

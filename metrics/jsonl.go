@@ -17,7 +17,7 @@ import (
 // One line (durations in float milliseconds; null when not available):
 //
 //	{"start":1724900000.123456,"end":1724900000.456789,"flow":"SimpleChatFlow","ok":true,
-//	 "failure":"","ttft_ms":200.4,"tpot_ms":5.02,"tpot_from_chunks":false,"e2e_ms":301.2,
+//	 "failure":"","ttft_ms":200.4,"ttfe_ms":3.1,"tpot_ms":5.02,"tpot_from_chunks":false,"e2e_ms":301.2,
 //	 "output_tokens":20,"chunks":20,"gaps_ms":[5.01,4.98,...],"server_latency_ms":300.1,
 //	 "server_ttft_ms":200.1,"message_id":"5ad4cb98-...","clock":"kernel"}
 //
@@ -62,6 +62,8 @@ func (j *JSONLWriter) Write(flow string, s StreamSample, failure string) {
 	b = appendJSONString(b, failure)
 	b = append(b, `,"ttft_ms":`...)
 	b = appendMS(b, s.TTFT, s.HasTTFT)
+	b = append(b, `,"ttfe_ms":`...)
+	b = appendMS(b, s.TTFE, s.HasTTFE)
 	b = append(b, `,"tpot_ms":`...)
 	b = appendMS(b, s.TPOT, s.HasTPOT)
 	b = append(b, `,"tpot_from_chunks":`...)

@@ -148,7 +148,7 @@ func TestJSONLMatchesEncodingJSON(t *testing.T) {
 		}
 		ref, _ := json.Marshal(map[string]any{
 			"start": unix(c.s.Start), "end": unix(c.s.End), "flow": flow, "ok": !c.s.Failed, "failure": c.failure,
-			"ttft_ms": ms(c.s.TTFT, c.s.HasTTFT), "tpot_ms": ms(c.s.TPOT, c.s.HasTPOT), "tpot_from_chunks": c.s.TPOTFromChunks,
+			"ttft_ms": ms(c.s.TTFT, c.s.HasTTFT), "ttfe_ms": ms(c.s.TTFE, c.s.HasTTFE), "tpot_ms": ms(c.s.TPOT, c.s.HasTPOT), "tpot_from_chunks": c.s.TPOTFromChunks,
 			"e2e_ms": ms(c.s.E2E, !c.s.Start.IsZero() || c.s.E2E > 0), "output_tokens": c.s.OutputTokens, "chunks": c.s.Chunks,
 			"gaps_ms": gaps, "server_latency_ms": ms(c.s.ServerLatency, c.s.HasServerLatency),
 			"server_ttft_ms": ms(c.s.ServerTTFT, c.s.HasServerTTFT), "message_id": c.s.MessageID,

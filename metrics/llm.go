@@ -37,6 +37,7 @@ const (
 // except LLMMetricTokens.
 const (
 	LLMMetricTTFT          = "ttft"           // time to the first answer chunk
+	LLMMetricTTFE          = "ttfe"           // time to the first data event (Dify's queue + setup)
 	LLMMetricTPOT          = "tpot"           // (last chunk − first chunk) / (tokens − 1)
 	LLMMetricInterChunk    = "itl"            // every gap between consecutive answer chunks
 	LLMMetricE2E           = "e2e"            // request start → terminal event
@@ -49,6 +50,7 @@ type llmMetric int
 
 const (
 	mTTFT llmMetric = iota
+	mTTFE
 	mTPOT
 	mITL
 	mE2E
@@ -60,7 +62,7 @@ const (
 
 // llmMetricNames is a constant table: metric index → wire name.
 var llmMetricNames = [numLLMMetrics]string{
-	LLMMetricTTFT, LLMMetricTPOT, LLMMetricInterChunk, LLMMetricE2E,
+	LLMMetricTTFT, LLMMetricTTFE, LLMMetricTPOT, LLMMetricInterChunk, LLMMetricE2E,
 	LLMMetricServerLatency, LLMMetricServerTTFT, LLMMetricTokens,
 }
 
@@ -238,6 +240,10 @@ type StreamSample struct {
 	E2E time.Duration
 	// HasTTFT and HasTPOT report whether TTFT and TPOT are valid.
 	HasTTFT, HasTPOT bool
+	// TTFE is the time to the first data event (anything but a ping), valid if HasTTFE: on
+	// Dify 1.13 the wait in the job queue plus the run's setup, so TTFT − TTFE is the model.
+	TTFE    time.Duration
+	HasTTFE bool
 	// TPOTFromChunks is set when OutputTokens (and hence TPOT) is the answer chunk count
 	// because Dify's usage gave no completion_tokens (chunk ≠ token; flagged and counted).
 	TPOTFromChunks bool
@@ -286,6 +292,9 @@ func (t *llmSet) add(s *StreamSample, good bool) {
 	}
 	if s.HasTTFT {
 		t.hist[mTTFT].Record(micros(s.TTFT))
+	}
+	if s.HasTTFE {
+		t.hist[mTTFE].Record(micros(s.TTFE))
 	}
 	if s.HasTPOT {
 		t.hist[mTPOT].Record(micros(s.TPOT))

@@ -27,6 +27,7 @@ var promHists = [numLLMMetrics]promHist{
 	mITL:           {"difyload_llm_inter_chunk_latency_seconds", "Every gap between consecutive answer chunks (successful streams).", promTokenGapBucket, 1e6},
 	mE2E:           {"difyload_llm_e2e_duration_seconds", "Time from the request start to the terminal event (successful streams).", promLatencyBuckets, 1e6},
 	mServerLatency: {"difyload_llm_server_latency_seconds", "Dify's usage.latency as reported in message_end.", promLatencyBuckets, 1e6},
+	mTTFE:          {"difyload_llm_time_to_first_event_seconds", "Time from the request start to the first data event (not a ping): Dify's job queue and setup, then the model (successful streams).", promLatencyBuckets, 1e6},
 	mServerTTFT:    {"difyload_llm_server_time_to_first_token_seconds", "Dify's usage.time_to_first_token as reported in message_end.", promLatencyBuckets, 1e6},
 	mTokens:        {"difyload_llm_output_tokens_per_stream", "Output tokens per successful stream (usage.completion_tokens, else the chunk count).", promTokenBuckets, 1},
 }

@@ -165,6 +165,7 @@ type Client struct {
 	hc                        *http.Client
 	firstCause, idleCause     *timeoutCause
 	streamCause               *timeoutCause
+	silentCause               string    // the first-token timeout after only a relay's ping
 	readers                   sync.Pool // *eventReader, reused across streams
 	readBufSize               int
 	disableFirst, disableIdle bool
@@ -182,6 +183,7 @@ func NewClient(cfg Config) *Client {
 	c := &Client{cfg: cfg, hc: hc, readBufSize: defaultReadBufSize,
 		disableFirst: disableFirst, disableIdle: disableIdle, disableStream: disableStream}
 	c.firstCause, c.idleCause, c.streamCause = newTimeoutCauses(cfg)
+	c.silentCause = "timeout: only a ping in " + failureDuration(cfg.FirstTokenTimeout) + " (queued, or missing required inputs)"
 	return c
 }
 
@@ -217,7 +219,13 @@ type Result struct {
 	FirstByte time.Time
 	// FirstEvent is when the first event (including a ping) was complete.
 	FirstEvent time.Time
-	// FirstToken is when the first non-empty answer chunk (message/agent_message) arrived.
+	// FirstDataEvent is when the first event with data (any Dify event but the ping keep-alive)
+	// was complete: time to first event (TTFE). On Dify 1.13 a relayed run sends one ping at
+	// once and its first data event only when a job worker has started it, so FirstDataEvent
+	// minus Start is the wait in Dify's queue plus the run's setup.
+	FirstDataEvent time.Time
+	// FirstToken is when the first non-empty answer chunk arrived: message/agent_message,
+	// or text_chunk with a non-empty data.text for a workflow app (ModeWorkflow).
 	// After an agent_message, message events are not chunks (a New Agent app repeats the
 	// full answer in one message event at the end).
 	FirstToken time.Time
@@ -245,6 +253,8 @@ type Result struct {
 	MessageID, ConversationID, TaskID string
 	// WorkflowStatus is workflow_finished's data.status, if one arrived.
 	WorkflowStatus string
+	// WorkflowRunID is workflow_finished's workflow_run_id, if one arrived.
+	WorkflowRunID string
 }
 
 // Usage is message_end.metadata.usage.
@@ -292,6 +302,10 @@ type run struct {
 	stamps stamper
 	clock  Clock
 	anchor time.Time
+	// idleOnData defers the idle timer to the first read that is more than ping frames:
+	// a run waiting in Dify's job queue sends one ping and then nothing, and is not idle.
+	idleOnData bool
+	idleCause  *timeoutCause
 }
 
 const (
@@ -356,6 +370,9 @@ func (rn *run) Read(p []byte) (int, error) {
 		rn.n += int64(n)
 		if t := rn.timers[timerIdle]; t != nil {
 			t.Reset(rn.idleD)
+		} else if rn.idleOnData && !onlyPings(p[:n]) {
+			rn.idleOnData = false
+			rn.armIdle(rn.idleCause)
 		}
 	}
 	return n, err
@@ -412,6 +429,12 @@ func (c *Client) statusError(rn *run, resp *http.Response) *StreamError {
 	_ = json.Unmarshal(body, &env)
 	code := sanitizeCode(env.Code)
 	msg := env.Message
+	if code == "invalid_param" && strings.HasPrefix(msg, concurrencyLimitMsg) {
+		// Dify's app concurrency limit comes as 400 invalid_param (its error subclasses
+		// ValueError, which the API's handlers match first) or, behind some deployments,
+		// 429 too_many_requests: name both after the limit.
+		code = "too_many_requests"
+	}
 	if len(msg) > maxMessageLen {
 		msg = msg[:maxMessageLen] + "…"
 	}
@@ -430,7 +453,7 @@ func (c *Client) statusError(rn *run, resp *http.Response) *StreamError {
 }
 
 // readError classifies an error from reading the body.
-func readError(rn *run, err error, streaming bool) *StreamError {
+func readError(rn *run, err error, streaming bool, truncated string) *StreamError {
 	if se := ctxError(rn.parent, rn.ctx, err); se != nil {
 		return se
 	}
@@ -439,7 +462,7 @@ func readError(rn *run, err error, streaming bool) *StreamError {
 	case streaming && reason == "connection reset":
 		return &StreamError{Phase: PhaseRead, Reason: failReset, Err: err}
 	case streaming && errors.Is(err, io.ErrUnexpectedEOF):
-		return &StreamError{Phase: PhaseTruncated, Reason: failTruncated, Err: err}
+		return &StreamError{Phase: PhaseTruncated, Reason: truncated, Err: err}
 	}
 	return &StreamError{Phase: PhaseRead, Reason: "read error: " + reason, Err: err}
 }
@@ -501,42 +524,51 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 	}
 	res.Headers = rn.readNow()
 	res.StatusCode = resp.StatusCode
-	rn.armIdle(c.idleCause)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		rn.armIdle(c.idleCause)
 		return c.statusError(rn, resp)
 	}
 	if ct := resp.Header.Get("Content-Type"); !isEventStream(ct) {
+		rn.armIdle(c.idleCause)
 		rn.drain()
 		return &StreamError{Phase: PhaseDecode, Reason: "invalid response: content-type " + shortContentType(ct),
 			Err: fmt.Errorf("POST %s: unexpected Content-Type %q", resp.Request.URL.Redacted(), shortContentType(ct))}
 	}
+	// Before the first data the stream is bounded by the first-token timeout only: pings
+	// do not start the idle clock (a relayed run queued in Dify 1.13 sends one ping, then
+	// nothing until a job worker starts it).
+	rn.idleOnData, rn.idleCause = true, c.idleCause
 	rd := c.getReader(rn)
 	defer c.putReader(rd)
 
-	var (
-		wfStarted, wfFinished, msgEnd bool
-		agentChunks                   bool // an agent_message event was seen
-		msgEndAt                      time.Time
-	)
+	term := newTerminals(req.Mode)
+	agentChunks := false // an agent_message event was seen
 	for {
 		ev, err := rd.next()
 		if err != nil {
 			switch {
 			case err == io.EOF:
-				if msgEnd {
-					res.End = msgEndAt
+				if end, ok := term.atEOF(); ok {
+					res.End = end
 					return nil
 				}
-				return &StreamError{Phase: PhaseTruncated, Reason: failTruncated, Err: io.ErrUnexpectedEOF}
+				return &StreamError{Phase: PhaseTruncated, Reason: term.truncated(), Err: io.ErrUnexpectedEOF}
 			case errors.Is(err, errEventTooLarge):
 				return &StreamError{Phase: PhaseTooLarge, Reason: failTooLarge,
 					Err: fmt.Errorf("%w (%d bytes)", errEventTooLarge, c.cfg.MaxEventSize)}
-			case msgEnd && errors.Is(err, io.ErrUnexpectedEOF) && ctxError(rn.parent, rn.ctx, nil) == nil:
-				// message_end arrived; the connection then closed without a clean end.
-				res.End = msgEndAt
-				return nil
+			case errors.Is(err, io.ErrUnexpectedEOF) && ctxError(rn.parent, rn.ctx, nil) == nil:
+				// The terminal event arrived; the connection then closed without a clean end.
+				if end, ok := term.atEOF(); ok {
+					res.End = end
+					return nil
+				}
 			}
-			return readError(rn, err, true)
+			se := readError(rn, err, true, term.truncated())
+			if se.Phase == PhaseFirstTokenTimeout && res.FirstDataEvent.IsZero() && res.Pings > 0 && term.relayed {
+				se.Reason = c.silentCause
+				se.Err = fmt.Errorf("%w: %s", se.Err, silentHint)
+			}
+			return se
 		}
 		now := rn.last
 		res.Events++
@@ -551,9 +583,12 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 			}
 			continue
 		}
+		if res.FirstDataEvent.IsZero() {
+			res.FirstDataEvent = now
+		}
 		if !validJSON(ev.data) {
 			if ev.partial {
-				return &StreamError{Phase: PhaseTruncated, Reason: failTruncated, Err: io.ErrUnexpectedEOF}
+				return &StreamError{Phase: PhaseTruncated, Reason: term.truncated(), Err: io.ErrUnexpectedEOF}
 			}
 			return c.malformed(rn, errors.New("sse: data is not valid JSON"))
 		}
@@ -562,15 +597,22 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 			return c.malformed(rn, errors.New(`sse: data has no "event" string`))
 		}
 		switch kind := kindOf(name); kind {
-		case kindMessage, kindAgentMessage:
-			// A New Agent app (mode "agent") ends its agent_message chunks with one message
-			// event repeating the full answer: not a chunk.
-			if kind == kindAgentMessage {
+		case kindMessage, kindAgentMessage, kindTextChunk:
+			var chunk bool
+			switch {
+			case term.workflowApp:
+				// A workflow app streams its answer in text_chunk data.text.
+				chunk = kind == kindTextChunk && textNonEmpty(ev.data)
+			case kind == kindTextChunk:
+			case kind == kindAgentMessage:
 				agentChunks = true
-			} else if agentChunks {
-				break
+				chunk = answerNonEmpty(ev.data)
+			default:
+				// A New Agent app (mode "agent") ends its agent_message chunks with one
+				// message event repeating the full answer: not a chunk.
+				chunk = !agentChunks && answerNonEmpty(ev.data)
 			}
-			if answerNonEmpty(ev.data) {
+			if chunk {
 				if res.Chunks == 0 {
 					res.FirstToken = now
 					rn.stopTimer(timerFirst)
@@ -588,20 +630,20 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 			if me.Metadata != nil && me.Metadata.Usage != nil {
 				res.Usage = me.Metadata.Usage.toUsage()
 			}
-			msgEnd, msgEndAt = true, now
-			if !wfStarted || wfFinished {
+			if term.messageEnd(now) {
 				res.End = now
 				rn.drain()
 				return nil
 			}
 		case kindWorkflowStarted:
-			wfStarted = true
+			term.wfStarted = true
 		case kindWorkflowFinished:
 			var wf wireWorkflowFinished
 			if err := decodeWorkflowFinished(ev.data, &wf); err != nil {
 				return c.malformed(rn, fmt.Errorf("sse: workflow_finished: %w", err))
 			}
 			res.WorkflowStatus = wf.Data.Status
+			res.WorkflowRunID = wf.WorkflowRunID
 			if res.TaskID == "" {
 				res.MessageID, res.ConversationID, res.TaskID = wf.MessageID, wf.ConversationID, wf.TaskID
 			}
@@ -615,12 +657,17 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 				return &StreamError{Phase: PhaseWorkflow, Reason: failWorkflowStop,
 					Err: fmt.Errorf("sse: workflow_finished status %q", wf.Data.Status)}
 			}
-			wfFinished = true
-			if msgEnd {
+			if term.workflowFinished(now) {
 				res.End = now
 				rn.drain()
 				return nil
 			}
+		case kindWorkflowPaused:
+			// A human-input node paused the run: the stream ends here (Dify's relay stops at
+			// workflow_paused) and the answer is not complete.
+			rn.drain()
+			return &StreamError{Phase: PhaseWorkflow, Reason: failWorkflowPaused,
+				Err: errors.New("sse: workflow_paused (a human input node waits for a reply)")}
 		case kindError:
 			var we wireError
 			if err := json.Unmarshal(ev.data, &we); err != nil {
@@ -695,7 +742,7 @@ func (c *Client) post(rn *run, req Request, out *Response) *StreamError {
 			break
 		}
 		if err != nil {
-			return readError(rn, err, false)
+			return readError(rn, err, false, failTruncated)
 		}
 	}
 	if len(buf) > limit {

@@ -25,6 +25,8 @@ const (
 	kindTTS
 	kindTextChunk
 	kindError
+	kindWorkflowPaused
+	kindHumanInput
 )
 
 // kindOf maps an event name to its kind without allocating.
@@ -54,6 +56,10 @@ func kindOf(name []byte) eventKind {
 		return kindTTS
 	case "text_chunk":
 		return kindTextChunk
+	case "workflow_paused":
+		return kindWorkflowPaused
+	case "human_input_required":
+		return kindHumanInput
 	case "error":
 		return kindError
 	case "ping":
@@ -113,6 +119,17 @@ func unquote(raw []byte) ([]byte, bool) {
 // string. Any escape sequence denotes at least one character, so the raw token suffices.
 func answerNonEmpty(data []byte) bool {
 	raw, ok := topLevelField(data, "answer")
+	return ok && len(raw) > 2 && raw[0] == '"'
+}
+
+// textNonEmpty reports whether a text_chunk event's data.text (valid JSON) is a non-empty
+// string, without allocating.
+func textNonEmpty(data []byte) bool {
+	d, ok := topLevelField(data, "data")
+	if !ok || len(d) == 0 || d[0] != '{' {
+		return false
+	}
+	raw, ok := topLevelField(d, "text")
 	return ok && len(raw) > 2 && raw[0] == '"'
 }
 
@@ -273,6 +290,7 @@ type wireWorkflowFinished struct {
 	ConversationID string `json:"conversation_id"`
 	MessageID      string `json:"message_id"`
 	TaskID         string `json:"task_id"`
+	WorkflowRunID  string `json:"workflow_run_id"`
 	Data           struct {
 		Status string `json:"status"`
 		Error  any    `json:"error"`

@@ -48,42 +48,66 @@
 // fails the stream with "malformed event JSON". Like json.Valid, invalid UTF-8 inside JSON
 // strings is accepted (a server bug to report, not a framing failure). Only
 // message_end (usage and ids), error (code) and workflow_finished (status) are fully decoded;
-// for message and agent_message only the presence of a non-empty "answer" is checked, without
+// for message and agent_message only the presence of a non-empty "answer" is checked (for
+// text_chunk a non-empty data.text), without
 // allocating. Events of unknown types are counted (Result.UnknownEvents) and otherwise ignored.
 //
 // # Terminal events
 //
-//   - Without a workflow_started event (chat and agent apps), message_end is terminal: End is
-//     its arrival time.
-//   - After workflow_started (chatflow), workflow_finished and message_end may come in either
-//     order; the stream ends at whichever of the two comes last (End = its time). EOF after
-//     message_end alone is a success, with End = message_end's time.
-//   - workflow_finished with status "failed" fails at once ("workflow failed"), "stopped"
-//     likewise ("workflow stopped"); "succeeded" and "partial-succeeded" are successes.
-//   - An error event fails at once: "stream error: <code>".
-//   - EOF before message_end: "stream ended before message_end".
+// Request.Mode picks the rules, following Dify's task pipeline for each app mode:
 //
-// The first answer token is the first message or agent_message event with a non-empty answer;
-// every such chunk's arrival time is appended to Result.ChunkTimes. Once an agent_message was
-// seen, message events are not chunks: a New Agent app (mode "agent") ends with one message
-// event repeating the full answer. Times are taken when the
-// body read that completed the event returned.
+//   - chat, agent, completion (and chatflow without a workflow_started event): message_end is
+//     terminal; End is its arrival time.
+//   - chatflow ("" or "chatflow"), after workflow_started: workflow_finished and message_end may
+//     come in either order; the stream ends at whichever of the two comes last (End = its
+//     time). EOF after only one of them is a success with End = its time: after message_end
+//     alone as before, and after a successful workflow_finished alone because Dify 1.13's
+//     relay stops at the first workflow_finished and 1.13.0 queued message_end after it.
+//   - workflow (/v1/workflows/run): the answer is text_chunk data.text; workflow_finished
+//     with status "succeeded" or "partial-succeeded" ends the stream at once (message_end
+//     plays no part); EOF before it is "stream ended before workflow_finished".
+//   - Every mode: workflow_finished with status "failed" fails at once ("workflow failed"),
+//     "stopped" likewise ("workflow stopped"); workflow_paused (a human-input node, after
+//     human_input_required) fails with "workflow paused"; an error event fails at once:
+//     "stream error: <code>"; EOF before the terminal event: "stream ended before
+//     message_end".
+//
+// The first answer token is the first chunk with a non-empty answer: a message or
+// agent_message event's "answer" (chat modes), a text_chunk's data.text (workflow); every such
+// chunk's arrival time is appended to Result.ChunkTimes. Once an agent_message was seen,
+// message events are not chunks: a New Agent app (mode "agent") ends with one message event
+// repeating the full answer. Result.FirstDataEvent is the first event with data (anything but
+// the ping keep-alive): Dify's "time to first event". Times are taken when the body read that
+// completed the event returned.
 //
 // # Timeouts and errors
 //
 // Config.FirstTokenTimeout (from the start to the first answer token), IdleTimeout (between
 // body reads) and StreamTimeout (the whole request) are timers that cancel the request's
-// context with a cause; the error is classified from that cause. No goroutine or timer
-// outlives a call. A caller cancelling its own context yields PhaseCancelled (IsCancelled),
-// which is not a failure. StreamError.Failure returns the stable failure names:
+// context with a cause; the error is classified from that cause. The idle timer starts at
+// the first body read that is more than `event: ping` frames (for a non-2xx answer or a
+// wrong content type: at the response headers): before the first data a stream is bounded
+// by the first-token timeout only, because Dify 1.13 relays chatflow and workflow runs from
+// a job worker, sends one ping at once and then nothing while the run waits in its queue.
+// When the first-token timeout fires in a chatflow or workflow mode after only pings, the
+// failure is "timeout: only a ping in 60s (queued, or missing required inputs)" and the
+// error text explains both causes (Dify 1.13 does not report a run's setup errors). A 400
+// invalid_param whose message starts "Too many requests." is Dify's app concurrency limit
+// and gets the code too_many_requests ("HTTP 400 too_many_requests", like the 429 form).
+// No goroutine or timer outlives a call. A caller cancelling its own context yields
+// PhaseCancelled (IsCancelled), which is not a failure. StreamError.Failure returns the
+// stable failure names:
 //
 //	HTTP <status> <dify code>            HTTP 502 (no code in the body)
 //	connect: connection refused          connect: dns lookup failed
 //	connect: tls handshake failed        connect: <short reason>
 //	connection reset during stream       read error: <short reason>
 //	timeout: no first token after 60s    timeout: no event for 30s
+//	timeout: only a ping in 60s (queued, or missing required inputs)
+//	HTTP 400 too_many_requests           HTTP 429 too_many_requests
 //	timeout: stream longer than 300s     stream error: <dify code>
 //	workflow failed                      workflow stopped
+//	workflow paused                      stream ended before workflow_finished
 //	stream ended before message_end      malformed event JSON
 //	event too large                      invalid response: content-type <type>
 //	invalid response: not JSON           invalid response: body too large   (Post)

@@ -130,6 +130,8 @@ func IsCancelled(err error) bool {
 // Stable failure names without a variable part.
 const (
 	failTruncated      = "stream ended before message_end"
+	failTruncatedWF    = "stream ended before workflow_finished"
+	failWorkflowPaused = "workflow paused"
 	failMalformed      = "malformed event JSON"
 	failTooLarge       = "event too large"
 	failReset          = "connection reset during stream"

@@ -36,8 +36,26 @@ func summarize(res *Result, err error) string {
 	fmt.Fprintf(&b, "usage: present=%v prompt=%d completion=%d total=%d latency=%v/%v ttft=%v/%v\n",
 		u.Present, u.PromptTokens, u.CompletionTokens, u.TotalTokens, u.Latency, u.HasLatency, u.TimeToFirstToken, u.HasTTFT)
 	fmt.Fprintf(&b, "message_id: %s\nconversation_id: %s\ntask_id: %s\n", res.MessageID, res.ConversationID, res.TaskID)
-	fmt.Fprintf(&b, "reached: first_event=%v first_token=%v end=%v\n", !res.FirstEvent.IsZero(), !res.FirstToken.IsZero(), !res.End.IsZero())
+	if res.WorkflowRunID != "" {
+		fmt.Fprintf(&b, "workflow_run_id: %s\n", res.WorkflowRunID)
+	}
+	fmt.Fprintf(&b, "reached: first_event=%v first_data_event=%v first_token=%v end=%v\n", !res.FirstEvent.IsZero(), !res.FirstDataEvent.IsZero(), !res.FirstToken.IsZero(), !res.End.IsZero())
+	if !res.FirstDataEvent.IsZero() && res.FirstDataEvent.Before(res.FirstEvent) {
+		b.WriteString("ERROR: first data event before first event\n")
+	}
 	return b.String()
+}
+
+// transcriptMode is the app mode a transcript is read in, from its name's prefix:
+// "wfapp_" a workflow app, "completion_" a completion app, "chatapp_" a basic chat app;
+// every other transcript is read as a chatflow (mode "").
+func transcriptMode(name string) Mode {
+	for prefix, m := range map[string]Mode{"wfapp_": ModeWorkflow, "completion_": ModeCompletion, "chatapp_": ModeChat} {
+		if strings.HasPrefix(name, prefix) {
+			return m
+		}
+	}
+	return ""
 }
 
 func TestGoldenTranscripts(t *testing.T) {
@@ -63,7 +81,9 @@ func TestGoldenTranscripts(t *testing.T) {
 				_, _ = w.Write(body)
 			})
 			c := newTestClient(t, Config{}, TransportConfig{})
-			res, err := c.Stream(testContext(t), chatRequest(srv.URL))
+			req := chatRequest(srv.URL)
+			req.Mode = transcriptMode(name)
+			res, err := c.Stream(testContext(t), req)
 			if res == nil {
 				t.Fatal("nil Result")
 			}

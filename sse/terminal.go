@@ -98,7 +98,7 @@ var (
 	idKeys    = []string{"conversation_id", "message_id", "task_id"}
 	meKeys    = []string{"conversation_id", "message_id", "task_id", "metadata"}
 	usageKeys = []string{"prompt_tokens", "completion_tokens", "total_tokens", "latency", "time_to_first_token"}
-	wfKeys    = []string{"conversation_id", "message_id", "task_id", "data"}
+	wfKeys    = []string{"conversation_id", "message_id", "task_id", "data", "workflow_run_id"}
 	wfDataKey = []string{"status"}
 )
 
@@ -191,12 +191,15 @@ func decodeWorkflowFinished(data []byte, wf *wireWorkflowFinished) error {
 }
 
 func fastWorkflowFinished(data []byte, wf *wireWorkflowFinished) bool {
-	var vals [4][]byte
+	var vals [5][]byte
 	if !objectFields(data, wfKeys, vals[:]) {
 		return false
 	}
 	var ok bool
 	if wf.ConversationID, wf.MessageID, wf.TaskID, ok = rawIDs(vals[:3]); !ok {
+		return false
+	}
+	if wf.WorkflowRunID, ok = rawString(vals[4]); !ok {
 		return false
 	}
 	d := vals[3]

@@ -69,6 +69,9 @@ func StreamSampleFrom(flow string, res *sse.Result, err error) metrics.StreamSam
 	} else if !first.IsZero() && !res.Start.IsZero() {
 		s.TTFT, s.HasTTFT = first.Sub(res.Start), true
 	}
+	if !res.FirstDataEvent.IsZero() && !res.Start.IsZero() {
+		s.TTFE, s.HasTTFE = res.FirstDataEvent.Sub(res.Start), true
+	}
 	u := res.Usage
 	if u.Present && u.CompletionTokens > 0 {
 		s.OutputTokens = u.CompletionTokens

@@ -102,7 +102,7 @@ func build(ctx context.Context, uf *userFlags, lf *llmFlags, stderr io.Writer) (
 		w.closers = append(w.closers, func() error { return errors.Join(jsonl.Close(), f.Close()) })
 	}
 	obs := tasks.NewLLMObserver(tasks.LLMObserverConfig{LLM: w.llm, JSONL: jsonl, Recorder: w.stats, Rows: lf.rows, SplitFlows: uf.splitFlows})
-	chat, err := tasks.NewChatUser(cfg, client, w.stats, obs)
+	chat, err := tasks.NewChatUser(cfg, client, w.stats, newStreamHints(obs, stderr))
 	if err != nil {
 		return nil, errors.Join(err, w.close())
 	}
