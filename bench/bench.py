@@ -673,7 +673,7 @@ def main():
     ap.add_argument("--window", type=float, default=8)
     ap.add_argument("--ramp", type=float, default=2)
     ap.add_argument("--rss-counts", default="1000,10000,19500")
-    ap.add_argument("--rss-rate", type=float, default=2000, help="users started per second in the RSS runs")
+    ap.add_argument("--rss-rate", type=float, default=1000, help="users started per second in the RSS runs (2000/s saturated a pinned worker and its master link)")
     ap.add_argument("--rss-wait", type=float, default=40)
     ap.add_argument("--idle-workers", default="1,20", help="idle fleet sizes (Go workers; one Python worker beside)")
     ap.add_argument("--idle-window", type=float, default=20)
