@@ -77,8 +77,9 @@
 // chunk's arrival time is appended to Result.ChunkTimes. Once an agent_message was seen,
 // message events are not chunks: a New Agent app (mode "agent") ends with one message event
 // repeating the full answer. Result.FirstDataEvent is the first event with data (anything but
-// the ping keep-alive): Dify's "time to first event". Times are taken when the body read that
-// completed the event returned.
+// the ping keep-alive): Dify's "time to first event". Times are those of the body read that
+// completed the event: the kernel's receive time of its bytes where there is one (see Receive
+// times), else when the read returned.
 //
 // # Timeouts and errors
 //
