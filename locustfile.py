@@ -626,6 +626,7 @@ class _LLMAggregate:
     """The master's merge of every worker's payloads (and of a local run's own collector)."""
 
     def __init__(self):
+        self.listeners = []  # fn(payload, node) per merged payload (difyload_capacity, difyload_report)
         self.reset(None)
 
     def reset(self, start):
@@ -667,6 +668,11 @@ class _LLMAggregate:
         w["output_tokens"] += int(data.get("output_tokens") or 0)
         w["last_seen"] = time.time()
         w["slo"] = data.get("slo") or {}
+        for fn in self.listeners:
+            try:
+                fn(data, node)
+            except Exception:
+                _llm_log.exception("LLM metrics: a payload listener failed")
 
     def _window(self, per_sec, now, running):
         t1 = now - LLM_REPORT_LAG if running else (self.end or now)
@@ -946,7 +952,7 @@ def _llm_web(env, web_ui):
                 if request.path.endswith("/stats/requests") and response.status_code == 200:
                     data = response.get_json(silent=True)
                     if isinstance(data, dict):
-                        data["extended_stats"] = [{"key": "llm", "data": summary()["rows"]}]
+                        data.setdefault("extended_stats", []).append({"key": "llm", "data": summary()["rows"]})
                         response.set_data(json.dumps(data))
             except Exception:
                 _llm_log.exception("LLM metrics: extending /stats/requests failed")
@@ -1028,3 +1034,18 @@ def _llm_init(environment, runner=None, web_ui=None, **_kw):
             _llm_web(env, web_ui)
         except Exception:
             _llm_log.exception("LLM metrics: the web UI extension failed to load")
+
+
+# Capacity search (--dify-capacity) and run reports (--dify-report, the LLM section of --html):
+# difyload_capacity.py and difyload_report.py beside this file (Locust puts its directory on
+# sys.path). Without them this file still runs, without those features.
+try:
+    import difyload_capacity  # noqa: E402
+    import difyload_report  # noqa: E402
+except ImportError as _e:
+    _llm_log.warning("capacity search and run reports unavailable: %s", _e)
+else:
+    difyload_capacity.install(events, lambda env: _llm_state(env)["aggregate"], llm_quantile, llm_merge_hist,
+                              _llm_local_sync)
+    difyload_report.install(events, lambda env: _llm_state(env)["aggregate"], _llm_local_sync, llm_quantile,
+                            llm_merge_hist)

@@ -3,6 +3,7 @@ package deploy
 import (
 	"encoding/json"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -92,6 +93,26 @@ func TestComposeFile(t *testing.T) {
 		}
 		t.Errorf("%s: -f %q is not a mounted file", name, f)
 	}
+	// The modules locustfile.py imports must be mounted beside it.
+	checkModuleVolumes := func(name string, s composeService) {
+		f, _ := flagValue(s.Command, "-f")
+		mods, _ := filepath.Glob(filepath.Join(filepath.Dir(locustfileRel), "difyload_*.py"))
+		for _, m := range mods {
+			want, _ := filepath.Abs(m)
+			found := false
+			for _, v := range s.Volumes {
+				parts := strings.Split(v, ":")
+				src, err := filepath.Abs(filepath.Join("compose", parts[0]))
+				if len(parts) >= 2 && err == nil && src == want && parts[1] == path.Join(path.Dir(f), filepath.Base(m)) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("%s: %s is not mounted beside %s (locustfile.py imports it)", name, filepath.Base(m), f)
+			}
+		}
+	}
+	checkModuleVolumes("master", master)
 	checkLocustfileVolume("master", master)
 	if len(master.Ports) != 2 {
 		t.Errorf("master ports %v: want the web UI and the worker port", master.Ports)
@@ -148,6 +169,7 @@ func TestComposeFile(t *testing.T) {
 		t.Errorf("pyworker --master-port=%s, want %s", p, bind)
 	}
 	checkLocustfileVolume("pyworker", py)
+	checkModuleVolumes("pyworker", py)
 
 	// The mock listens on all interfaces of its container, where the master sends users.
 	addr := composeEnv(mock, "DIFYLOAD_MOCK_ADDR")

@@ -846,11 +846,58 @@ func TestKubernetesInvariants(t *testing.T) {
 	}
 }
 
-// configMapYAML renders the locustfile ConfigMap: a literal block of the file's exact bytes.
-func configMapYAML(src []byte) ([]byte, error) {
-	text := string(src)
+// moduleFile is a Python module shipped beside locustfile.py (difyload_*.py), which it imports.
+type moduleFile struct {
+	name string
+	data []byte
+}
+
+// locustModules reads the difyload_*.py modules beside locustfile.py, sorted by name.
+func locustModules(t *testing.T) []moduleFile {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(filepath.Dir(locustfileRel), "difyload_*.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(paths)
+	var out []moduleFile
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, moduleFile{filepath.Base(p), b})
+	}
+	return out
+}
+
+// configMapYAML renders the locustfile ConfigMap: a literal block of each file's exact bytes,
+// locustfile.py first, then the modules it imports.
+func configMapYAML(src []byte, modules ...moduleFile) ([]byte, error) {
+	var b strings.Builder
+	b.WriteString(`# GENERATED from ../../../locustfile.py (and ../../../difyload_*.py) — do not edit. The master
+# and the Python workers mount it at /mnt/locust. Regenerate after changing those files:
+#   DIFYLOAD_UPDATE_MANIFESTS=1 go test ./deploy/ -run TestLocustfileConfigMap
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: difyload-locustfile
+  labels:
+    app.kubernetes.io/name: difyload
+data:
+`)
+	for _, f := range append([]moduleFile{{"locustfile.py", src}}, modules...) {
+		if err := blockScalar(&b, f.name, string(f.data)); err != nil {
+			return nil, err
+		}
+	}
+	return []byte(b.String()), nil
+}
+
+// blockScalar writes `  key: |2…` and text verbatim as a YAML literal block.
+func blockScalar(b *strings.Builder, key, text string) error {
 	if strings.ContainsAny(text, "\t\r") {
-		return nil, errors.New("locustfile.py has tabs or CRs: a YAML block scalar cannot hold it verbatim")
+		return fmt.Errorf("%s has tabs or CRs: a YAML block scalar cannot hold it verbatim", key)
 	}
 	// An explicit indentation indicator (content 2 spaces deeper than the key) keeps lines
 	// that start with spaces verbatim; the chomping indicator keeps the trailing newlines.
@@ -861,18 +908,7 @@ func configMapYAML(src []byte) ([]byte, error) {
 	case strings.HasSuffix(text, "\n\n"):
 		chomp = "|2+"
 	}
-	var b strings.Builder
-	b.WriteString(`# GENERATED from ../../../locustfile.py — do not edit. The master and the Python workers
-# mount it at /mnt/locust. Regenerate after changing locustfile.py:
-#   DIFYLOAD_UPDATE_MANIFESTS=1 go test ./deploy/ -run TestLocustfileConfigMap
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: difyload-locustfile
-  labels:
-    app.kubernetes.io/name: difyload
-data:
-  locustfile.py: ` + chomp + "\n")
+	b.WriteString("  " + key + ": " + chomp + "\n")
 	lines := strings.SplitAfter(text, "\n")
 	if lines[len(lines)-1] == "" {
 		lines = lines[:len(lines)-1]
@@ -887,7 +923,7 @@ data:
 	if !strings.HasSuffix(text, "\n") {
 		b.WriteString("\n")
 	}
-	return []byte(b.String()), nil
+	return nil
 }
 
 func TestLocustfileConfigMap(t *testing.T) {
@@ -896,9 +932,10 @@ func TestLocustfileConfigMap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	modules := locustModules(t)
 	file := filepath.Join(kubeDir, "base", "locustfile-configmap.yaml")
 	if os.Getenv("DIFYLOAD_UPDATE_MANIFESTS") == "1" {
-		out, err := configMapYAML(src)
+		out, err := configMapYAML(src, modules...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -919,11 +956,22 @@ func TestLocustfileConfigMap(t *testing.T) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	if !reflect.DeepEqual(keys, []string{"locustfile.py"}) || len(cm.BinaryData) > 0 {
-		t.Fatalf("%s: want exactly the key locustfile.py, got %v", file, keys)
+	want := map[string]string{"locustfile.py": string(src)}
+	for _, m := range modules {
+		want[m.name] = string(m.data)
 	}
-	if cm.Data["locustfile.py"] != string(src) {
-		t.Fatalf("%s differs from locustfile.py byte for byte: regenerate with DIFYLOAD_UPDATE_MANIFESTS=1 go test ./deploy/ -run TestLocustfileConfigMap", file)
+	wantKeys := make([]string, 0, len(want))
+	for k := range want {
+		wantKeys = append(wantKeys, k)
+	}
+	sort.Strings(wantKeys)
+	if !reflect.DeepEqual(keys, wantKeys) || len(cm.BinaryData) > 0 {
+		t.Fatalf("%s: want exactly the keys %v, got %v", file, wantKeys, keys)
+	}
+	for k, v := range want {
+		if cm.Data[k] != v {
+			t.Fatalf("%s[%s] differs from %s byte for byte: regenerate with DIFYLOAD_UPDATE_MANIFESTS=1 go test ./deploy/ -run TestLocustfileConfigMap", file, k, k)
+		}
 	}
 }
 

@@ -264,12 +264,16 @@ func (e *env) startMaster(t *testing.T, o masterOpts) *master {
 			os.RemoveAll(dir)
 		}
 	})
-	lf, err := os.ReadFile(filepath.Join(e.root, "locustfile.py"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "locustfile.py"), lf, 0o644); err != nil {
-		t.Fatal(err)
+	// locustfile.py and the modules it imports from beside it (difyload_*.py).
+	mods, _ := filepath.Glob(filepath.Join(e.root, "difyload_*.py"))
+	for _, src := range append([]string{filepath.Join(e.root, "locustfile.py")}, mods...) {
+		lf, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(src)), lf, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	rel, _ := filepath.Rel(e.workDir, dir)
 	m := &master{dir: dir, rel: rel, port: freePort(t), webPort: freePort(t)}

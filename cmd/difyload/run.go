@@ -27,6 +27,7 @@ Usage:
   difyload worker [flags]   join a Locust master and run ChatUser/RetrieveUser
   difyload run [flags]      standalone run (no master); without --host it starts the mock
   difyload mock [flags]     serve the Dify-compatible mock API
+  difyload report compare A.json B.json   compare run reports (--dify-report) side by side
   difyload version
 
 Run "difyload <command> -h" for the flags of a command.
@@ -55,6 +56,8 @@ func runEnv(ctx context.Context, args []string, env lookupEnv, stdout, stderr io
 		return runStandalone(ctx, args[1:], env, stdout, stderr)
 	case "mock":
 		return runMock(ctx, args[1:], env, stdout, stderr)
+	case "report":
+		return runReport(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-V":
 		fmt.Fprintln(stdout, "difyload", version)
 		return nil
