@@ -280,6 +280,9 @@ type StreamSample struct {
 	// MessageID is Dify's message_id of the stream ("" if none arrived); JSONL only, for
 	// matching a stream with the server's own records.
 	MessageID string
+	// Clock names the clock that timed the stream's bytes ("kernel": the kernel's receive
+	// timestamps, "user": time.Now after each read, "mixed"; "" if nothing was read). JSONL only.
+	Clock string
 }
 
 // llmCounts are the additive stream counters.

@@ -47,7 +47,7 @@ func StreamSampleFrom(flow string, res *sse.Result, err error) metrics.StreamSam
 		res = &sse.Result{}
 	}
 	s := metrics.StreamSample{Flow: flow, Failed: err != nil, Start: res.Start, End: res.End, Chunks: res.Chunks,
-		MessageID: res.MessageID}
+		MessageID: res.MessageID, Clock: res.Clock.String()}
 	if s.Chunks == 0 {
 		s.Chunks = len(res.ChunkTimes)
 	}
