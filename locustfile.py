@@ -23,23 +23,19 @@ import random
 import time
 import uuid
 
-from locust import User, between, events, task  # first: Locust monkey-patches the stdlib
+from locust import User, events, tag  # first: Locust monkey-patches the stdlib
+from locust.user import wait_time as _locust_wait  # noqa: E402
 
 import requests  # noqa: E402
 
 import difyload_parity  # noqa: E402,F401  Aggregated counts served requests; see its docstring
+import difyload_workload as _dw  # noqa: E402  (beside this file; Locust puts its dir on sys.path)
 
 # The Dify-compatible mock's built-in keys (difymock/doc.go); a real Dify needs real keys.
 MOCK_SIMPLE_APP_KEY = "app-mocksimplechatflow000000"
 MOCK_COMPLEX_APP_KEY = "app-mockcomplexchatflow00000"
 MOCK_DATASET_KEY = "dataset-mockdatasetkey0000000000"
 MOCK_DATASET_ID = "6f1c2e0a-3b7d-4c5e-9a8f-0d1e2f3a4b5c"
-
-QUERIES = [
-    "你好，请介绍一下 Dify 的主要功能。",
-    "如何在 Dify 中创建一个知识库并用于问答？",
-]
-RETRIEVE_QUERY = "Dify 支持哪些检索方式？"
 
 NAME_CHAT = "/v1/chat-messages"
 NAME_RETRIEVE = "/v1/datasets/[id]/retrieve"
@@ -72,6 +68,32 @@ def _dify_arguments(parser, **_kw):
          env_var="DIFY_DATASET_KEY", help="Knowledge (dataset-) API key for RetrieveUser")
     _add(parser, "--dify-split-flows", action="store_true", default=False,
          help="Report the SSE rows per flow (TTFB SimpleChatFlow, ...)")
+    _add(parser, "--dify-workload", default="", env_var="DIFYLOAD_WORKLOAD",
+         help="Workload file (.toml or .json): the Dify apps, knowledge bases and user classes to run "
+              "(default: the built-in seed workload, ChatUser and RetrieveUser)")
+
+
+# What key_option / dataset_id_option fall back to when no master option is set.
+_MOCK_OPTIONS = {"dify_simple_app_key": MOCK_SIMPLE_APP_KEY, "dify_complex_app_key": MOCK_COMPLEX_APP_KEY,
+                 "dify_dataset_key": MOCK_DATASET_KEY, "dify_dataset_id": MOCK_DATASET_ID}
+
+
+def _load_workload_or_exit():
+    """The workload named by --dify-workload (or DIFYLOAD_WORKLOAD), else the built-in one.
+    A workload that cannot run stops Locust here, before any class or worker exists."""
+    import os
+    import sys
+    path = _dw.workload_path(sys.argv, os.environ)
+    try:
+        if not path:
+            return _dw.default()
+        w = _dw.load(path)
+        if "--worker" not in sys.argv:  # workers get the keys from the master
+            _dw.check_env(w, os.environ)
+        return w
+    except _dw.WorkloadError as e:
+        sys.stderr.write(f"difyload: the workload cannot run:\n{e}\n")
+        sys.exit(1)
 
 
 class StreamFailure(Exception):
@@ -126,9 +148,13 @@ def _fmt_seconds(s):
 class _Stream:
     """Reads a Dify SSE answer and keeps the timings the rows need."""
 
-    def __init__(self, resp, start):
+    def __init__(self, resp, start, mode="chatflow", stream_timeout=None):
         self.resp = resp
         self.start = start
+        self.stream_timeout = float(stream_timeout) if stream_timeout else STREAM_TIMEOUT
+        self.workflow_app = mode == "workflow"  # answer in text_chunk, ends at workflow_finished
+        self.conversation_id = ""  # message_end's, reused by the next turn of a conversation
+        self.saw_agent_message = False
         self.first_token = None
         self.first_event = None  # first data event (anything but a ping): TTFE
         self.end = None
@@ -141,6 +167,7 @@ class _Stream:
         self.chunk_times = []  # arrival of every non-empty answer chunk (LLM metrics)
         self.usage = {}  # message_end metadata.usage
         self.message_id = None  # of the first answer chunk (per-request JSONL, benchmarks)
+        self.wf_end = None
 
     def _events(self):
         buf = b""
@@ -150,8 +177,8 @@ class _Stream:
             self.bytes += len(chunk)
             if self.first_token is None and now - self.start > FIRST_TOKEN_TIMEOUT:
                 raise StreamFailure(f"timeout: no first token after {_fmt_seconds(FIRST_TOKEN_TIMEOUT)}")
-            if now - self.start > STREAM_TIMEOUT:
-                raise StreamFailure(f"timeout: stream longer than {_fmt_seconds(STREAM_TIMEOUT)}")
+            if now - self.start > self.stream_timeout:
+                raise StreamFailure(f"timeout: stream longer than {_fmt_seconds(self.stream_timeout)}")
             buf += chunk
             while True:
                 i = min((p for p in (buf.find(b"\n"), buf.find(b"\r")) if p >= 0), default=-1)
@@ -196,13 +223,16 @@ class _Stream:
                     kind = ev["event"]
                 except (ValueError, KeyError, TypeError):
                     return "malformed event JSON"
-                if kind in ("message", "agent_message"):
+                if kind in ("message", "agent_message") and not self.workflow_app:
+                    if kind == "agent_message":
+                        self.saw_agent_message = True
+                    elif self.saw_agent_message:
+                        continue  # a New Agent app repeats the whole answer in one message
                     if ev.get("answer"):
-                        self.chunks += 1
-                        self.chunk_times.append(at)
-                        if self.first_token is None:
-                            self.first_token = at
-                            self.message_id = ev.get("message_id")
+                        self._chunk(at, ev.get("message_id"))
+                elif kind == "text_chunk" and self.workflow_app:
+                    if (ev.get("data") or {}).get("text"):
+                        self._chunk(at, ev.get("workflow_run_id"))
                 elif kind == "workflow_started":
                     self.saw_workflow = True
                 elif kind == "error":
@@ -216,12 +246,14 @@ class _Stream:
                     if status == "stopped":
                         return "workflow stopped"
                     self.saw_workflow_finished = True
-                    self.end = at
-                    if self.saw_message_end:
+                    if self.workflow_app or self.saw_message_end:
+                        self.end = at
                         return None
-                elif kind == "message_end":
+                    self.wf_end = at
+                elif kind == "message_end" and not self.workflow_app:
                     self.saw_message_end = True
                     self.end = at
+                    self.conversation_id = ev.get("conversation_id") or ""
                     usage = ((ev.get("metadata") or {}).get("usage")) or {}
                     self.completion_tokens = usage.get("completion_tokens")
                     self.usage = usage if isinstance(usage, dict) else {}
@@ -239,9 +271,21 @@ class _Stream:
             if "timed out" in repr(e):
                 return f"timeout: no event for {_fmt_seconds(IDLE_TIMEOUT)}"
             return "connection reset during stream"
-        if self.saw_message_end or self.saw_workflow_finished:
-            return None  # EOF after one terminal event (Dify 1.13.0's relay cuts message_end)
+        if self.workflow_app:
+            return "stream ended before workflow_finished"
+        if self.saw_message_end:
+            return None  # EOF after message_end, workflow_finished never came
+        if self.saw_workflow_finished:
+            self.end = self.wf_end  # EOF after one terminal event (Dify 1.13.0's relay cuts message_end)
+            return None
         return "stream ended before message_end"
+
+    def _chunk(self, at, message_id):
+        self.chunks += 1
+        self.chunk_times.append(at)
+        if self.first_token is None:
+            self.first_token = at
+            self.message_id = message_id
 
 
 # Optional per-request log for benchmarks (bench/): with DIFYLOAD_PY_REQUESTS_JSONL=PATH every
@@ -263,6 +307,10 @@ def _requests_jsonl(start, stream):
 
 
 class _DifyUser(User):
+    """Runs the tasks of a workload user class: each task is one conversation of an app, or
+    one knowledge-base query, looked up by name in the current workload (see
+    difyload_workload.py; the master sends it to every worker at each test start)."""
+
     abstract = True
 
     def on_start(self):
@@ -270,12 +318,12 @@ class _DifyUser(User):
         self.opt = lambda name, default=None: getattr(opts, name, default) if opts else default
         self.session = requests.Session()
         self.user_id = f"difyload-py-{uuid.uuid4().hex[:8]}-{type(self).__name__}-{id(self):x}"
-        self.query_index = random.randrange(len(QUERIES))
+        self.picks = {}  # target name -> next row index
 
     def on_stop(self):
         self.session.close()
 
-    def _post(self, path, key, body, stream):
+    def _post(self, path, key, body, stream, timeout=None):
         url = self.host.rstrip("/")
         if url.endswith("/v1"):
             url = url[:-3]
@@ -284,88 +332,128 @@ class _DifyUser(User):
             data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
             stream=stream,
-            timeout=(10, IDLE_TIMEOUT),
+            timeout=(10, min(timeout, IDLE_TIMEOUT) if timeout else IDLE_TIMEOUT),
         )
 
+    def _secret(self, t, prefix):
+        return _dw.secret(t, prefix, os.environ, lambda name: self.opt(name, _MOCK_OPTIONS.get(name, "")))
 
-class ChatUser(_DifyUser):
-    """Streams chat answers from a simple and a complex chatflow."""
+    def _pick(self, name, t, w, place):
+        """The next (query, row inputs) of a target: sequential from a random start per user,
+        or random. (None, None) when the app has no queries (a workflow on inputs alone)."""
+        ds = w.dataset(place)
+        queries = t.get("queries")
+        n = len(ds) if ds is not None else len(queries or [])
+        if n == 0:
+            return None, None
+        if t.get("pick") == "random":
+            i = random.randrange(n)
+        else:
+            i = self.picks.get(name)
+            if i is None:
+                i = random.randrange(n)
+            self.picks[name] = (i + 1) % n
+        if ds is not None:
+            return ds.row(i)
+        return queries[i], None
 
-    wait_time = between(1, 3)
+    def _run_target(self, name):
+        w = _CURRENT["workload"]
+        kind, t, place = w.targets()[name]
+        if kind == "retrieve":
+            self._retrieve(name, t, w, place)
+        else:
+            self._app(name, kind, t, w, place)
 
-    def _chat(self, flow, key):
+    def _app(self, name, mode, t, w, place):
+        turns = (t.get("conversation") or {}).get("turns", 1)
+        lo, hi = (turns, turns) if not isinstance(turns, list) else turns
+        think = (t.get("conversation") or {}).get("think_time", 0)
+        tlo, thi = (think, think) if not isinstance(think, list) else think
+        n = random.randint(int(lo), int(hi))
+        cid = ""
+        for turn in range(1, n + 1):
+            if turn > 1:
+                time.sleep(random.uniform(float(tlo), float(thi)))
+            q, row = self._pick(name, t, w, place)
+            inputs = dict(t.get("inputs") or {})
+            inputs.update(row or {})
+            qi = t.get("query_input") or ("query" if mode == "workflow" else "")
+            if qi and q is not None:
+                inputs[qi] = q
+            if mode == "workflow":
+                body = {"inputs": inputs, "response_mode": "streaming", "user": self.user_id}
+            elif mode == "completion":
+                body = {"inputs": inputs, "query": q or "", "response_mode": "streaming", "user": self.user_id}
+            else:
+                body = {"inputs": inputs, "query": q, "response_mode": "streaming", "user": self.user_id,
+                        "conversation_id": cid, "auto_generate_name": False}
+            if t.get("files"):
+                body["files"] = t["files"]
+            stream = self._stream(name, mode, self._secret(t, "key"), body, t.get("timeout"), turn if hi > 1 else 0,
+                                  w.post_name(name, bool(self.opt("dify_split_flows", False))))
+            if stream is None or not stream.conversation_id:
+                return
+            cid = stream.conversation_id
+
+    def _stream(self, flow, mode, key, body, timeout, turn, post):
+        """One streaming request and its rows (POST row post); the _Stream on success, else None."""
         env = self.environment
+        path = _dw.ENDPOINTS[mode]
         split = bool(self.opt("dify_split_flows", False))
         ttfb_name = f"TTFB {flow}" if split else "TTFB"
         full_name = f"Full Response {flow}" if split else "Full Response"
-        query = QUERIES[self.query_index % len(QUERIES)]
-        self.query_index += 1
-        body = {"inputs": {}, "query": query, "response_mode": "streaming", "user": self.user_id,
-                "conversation_id": "", "auto_generate_name": False}
         start = time.time()
         try:
-            resp = self._post("/v1/chat-messages", key, body, stream=True)
+            resp = self._post(path, key, body, stream=True, timeout=timeout)
         except requests.exceptions.RequestException as e:
-            _fire(env, "POST", NAME_CHAT, start, time.time(), failure=_connect_failure(e))
-            _llm_observe(env, flow, start, None, "connect")
-            return
+            _fire(env, "POST", post, start, time.time(), failure=_connect_failure(e))
+            _llm_observe(env, flow, start, None, "connect", turn)
+            return None
         headers_at = time.time()
         with resp:
             if resp.status_code != 200:
-                _fire(env, "POST", NAME_CHAT, start, headers_at, failure=_http_failure(resp))
-                _llm_observe(env, flow, start, None, "http")
-                return
+                _fire(env, "POST", post, start, headers_at, failure=_http_failure(resp))
+                _llm_observe(env, flow, start, None, "http", turn)
+                return None
             ctype = resp.headers.get("Content-Type", "")
             if not ctype.startswith("text/event-stream"):
-                _fire(env, "POST", NAME_CHAT, start, headers_at,
+                _fire(env, "POST", post, start, headers_at,
                       failure=f"invalid response: content-type {ctype.split(';')[0]}")
-                _llm_observe(env, flow, start, None, "content-type")
-                return
-            stream = _Stream(resp, start)
+                _llm_observe(env, flow, start, None, "content-type", turn)
+                return None
+            stream = _Stream(resp, start, mode, timeout)
             failure = stream.run()
         end = stream.end or time.time()
-        _fire(env, "POST", NAME_CHAT, start, headers_at, size=stream.bytes)
+        _fire(env, "POST", post, start, headers_at, size=stream.bytes)
         if stream.first_token is not None:
             _fire(env, "SSE", ttfb_name, start, stream.first_token)
         elif failure is None:
             _fire(env, "SSE", ttfb_name, start, start, none=True)
         if failure is not None:
             _fire(env, "SSE", full_name, start, time.time(), failure=failure)
-            _llm_observe(env, flow, start, stream, failure)
-            return
+            _llm_observe(env, flow, start, stream, failure, turn)
+            return None
         tokens = stream.completion_tokens if stream.completion_tokens is not None else stream.chunks
         _fire(env, "SSE", full_name, start, end, size=tokens)
-        _llm_observe(env, flow, start, stream, None)
+        _llm_observe(env, flow, start, stream, None, turn)
         _requests_jsonl(start, stream)
+        return stream
 
-    @task
-    def simple_chat_flow(self):
-        self._chat("SimpleChatFlow", self.opt("dify_simple_app_key", MOCK_SIMPLE_APP_KEY))
-
-    @task
-    def complex_chat_flow(self):
-        self._chat("ComplexChatFlow", self.opt("dify_complex_app_key", MOCK_COMPLEX_APP_KEY))
-
-
-class RetrieveUser(_DifyUser):
-    """Queries a knowledge base with hybrid search."""
-
-    wait_time = between(2, 5)
-
-    @task
-    def file_retrieval(self):
+    def _retrieve(self, name, t, w, place):
         env = self.environment
-        dataset = self.opt("dify_dataset_id", MOCK_DATASET_ID)
-        key = self.opt("dify_dataset_key", MOCK_DATASET_KEY)
-        body = {"query": RETRIEVE_QUERY,
-                "retrieval_model": {"search_method": "hybrid_search", "reranking_enable": False,
-                                    "reranking_mode": None, "top_k": 3,
-                                    "score_threshold_enabled": False}}
+        row = w.post_name(name, bool(self.opt("dify_split_flows", False)))
+        dataset = self._secret(t, "dataset_id")
+        key = self._secret(t, "key")
+        q, _row = self._pick(name, t, w, place)
+        body = {"query": q}
+        if t.get("retrieval_model"):
+            body["retrieval_model"] = t["retrieval_model"]
         start = time.time()
         try:
-            resp = self._post(f"/v1/datasets/{dataset}/retrieve", key, body, stream=False)
+            resp = self._post(f"/v1/datasets/{dataset}/retrieve", key, body, stream=False, timeout=t.get("timeout"))
         except requests.exceptions.RequestException as e:
-            _fire(env, "POST", NAME_RETRIEVE, start, time.time(), failure=_connect_failure(e))
+            _fire(env, "POST", row, start, time.time(), failure=_connect_failure(e))
             return
         end = time.time()
         if resp.status_code != 200:
@@ -374,17 +462,80 @@ class RetrieveUser(_DifyUser):
                 code = resp.json().get("code") or ""
             except ValueError:
                 pass
-            _fire(env, "POST", NAME_RETRIEVE, start, end, size=len(resp.content),
+            _fire(env, "POST", row, start, end, size=len(resp.content),
                   failure=f"HTTP {resp.status_code} {code}".strip())
             return
         try:
             json.loads(resp.content)
         except ValueError:
-            _fire(env, "POST", NAME_RETRIEVE, start, end, size=len(resp.content),
+            _fire(env, "POST", row, start, end, size=len(resp.content),
                   failure="invalid response: body is not JSON")
             return
-        _fire(env, "POST", NAME_RETRIEVE, start, end, size=len(resp.content))
+        _fire(env, "POST", row, start, end, size=len(resp.content))
 
+
+def _workload_slo(env, w):
+    """The workload's [slo] fills the --slo-* options left at 0 (they reach every worker)."""
+    opts = env.parsed_options
+    for key, opt in (("ttft_ms", "slo_ttft"), ("tpot_ms", "slo_tpot"), ("e2e_ms", "slo_e2e")):
+        v = ((w.tree.get("slo") or {}).get(key)) or 0
+        if opts is not None and v and not getattr(opts, opt, 0):
+            setattr(opts, opt, float(v))
+
+
+@events.init.add_listener
+def _workload_init(environment, runner=None, **_kw):
+    """Master: at every test start, re-read --dify-workload and send it (keys resolved,
+    datasets inlined) to every worker before the first spawn, so a file edited between two
+    starts is what runs next. Workers: run what the master sent."""
+    import logging
+    import os
+    from locust.runners import MasterRunner, WorkerRunner
+    log = logging.getLogger("difyload.workload")
+    env = environment
+    runner = runner or env.runner
+    if isinstance(runner, WorkerRunner):
+        def on_workload(environment=None, msg=None, **_kw):
+            try:
+                _CURRENT["workload"] = _dw.from_message(msg.data)
+                log.info("workload from the master: %s", _CURRENT["workload"].source)
+            except _dw.WorkloadError as e:
+                log.error("refusing the master's workload, running the previous one's classes with no targets:\n%s", e)
+                _CURRENT["workload"] = _dw.Workload("refused", {"apps": [], "knowledge_bases": [], "users": []}, {})
+
+        runner.register_message(_dw.MESSAGE_TYPE, on_workload)
+        return
+
+    def option(name):
+        return getattr(env.parsed_options, name, None) or _MOCK_OPTIONS.get(name, "")
+
+    def on_test_start(**_kw):
+        path = getattr(env.parsed_options, "dify_workload", "") if env.parsed_options else ""
+        if not path:
+            _CURRENT["workload"] = _dw.default()
+            msg = {"default": True, "source": _dw.DEFAULT_SOURCE}
+        else:
+            try:
+                w = _dw.load(path)
+                _dw.check_env(w, os.environ)
+                _CURRENT["workload"] = w
+                _workload_slo(env, w)
+                msg = _dw.message(w, os.environ, option)
+            except _dw.WorkloadError as e:
+                log.error("the workload cannot run; workers run nothing:\n%s", e)
+                msg = {"source": path, "error": str(e)}
+        if isinstance(runner, MasterRunner):
+            runner.send_message(_dw.MESSAGE_TYPE, msg)
+
+    if env.parsed_options is not None:
+        _workload_slo(env, _CURRENT["workload"])
+    env.events.test_start.add_listener(on_test_start)
+
+
+# The Locust user classes: from --dify-workload FILE, else the built-in workload (ChatUser and
+# RetrieveUser running the seed's SimpleChatFlow, ComplexChatFlow and FileRetrieval).
+_CURRENT = {"workload": _load_workload_or_exit()}
+globals().update(_dw.user_classes(_CURRENT["workload"], _DifyUser, tag, _locust_wait, __name__))
 
 
 # =============================================================================================
@@ -425,7 +576,7 @@ LLM_MESSAGE = "difyload_llm"
 LLM_WIRE_VERSION = 1
 LLM_SIGNIFICANT_BITS = 11
 # Histogram names, in display order; values are integer microseconds except "tokens".
-LLM_METRICS = ("ttft", "ttfe", "tpot", "itl", "e2e", "server_latency", "server_ttft", "tokens")
+LLM_METRICS = ("ttft", "ttfe", "tpot", "itl", "e2e", "server_latency", "server_ttft", "tokens", "ttft_turn1", "ttft_later")
 
 
 def llm_bucket(v):
@@ -575,6 +726,8 @@ class _LLMCollector:
         for metric in ("ttft", "ttfe", "tpot", "server_latency", "server_ttft"):
             if s[metric] is not None:
                 self._record(metric, s[metric])
+        if s["ttft"] is not None and s.get("turn", 0) > 0:  # multi-turn conversations
+            self._record("ttft_turn1" if s["turn"] == 1 else "ttft_later", s["ttft"])
         for g in s["gaps"]:
             self._record("itl", g)
         self._record("e2e", s["e2e"])
@@ -624,6 +777,8 @@ _LLM_ROWS = (
     ("server_latency", "Dify latency (ms)", 1000.0),
     ("server_ttft", "Dify TTFT (ms)", 1000.0),
     ("tokens", "Output tokens / stream", 1.0),
+    ("ttft_turn1", "TTFT, first turn (ms)", 1000.0),
+    ("ttft_later", "TTFT, later turns (ms)", 1000.0),
 )
 _LLM_PCTS = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99))
 
@@ -757,7 +912,7 @@ class _LLMAggregate:
         rows = []
         for m, label, _div in _LLM_ROWS:
             e = summary["metrics"][m]
-            if not e["count"] and m in ("server_latency", "server_ttft"):
+            if not e["count"] and m in ("server_latency", "server_ttft", "ttft_turn1", "ttft_later"):
                 continue
             row = {"metric": label, "count": e["count"], "current": "", "total": ""}
             for key, _q in _LLM_PCTS:
@@ -823,10 +978,12 @@ def _llm_state(env):
     return st
 
 
-def _llm_observe(env, flow, start, stream, failure):
-    """Called by ChatUser once per finished stream (success or failure, not cancelled)."""
+def _llm_observe(env, flow, start, stream, failure, turn=0):
+    """Called once per finished stream (success or failure, not cancelled); turn is the turn
+    of a multi-turn conversation (1 = first), 0 for single-turn apps."""
     try:
         s = _llm_sample(start, stream, failure)
+        s["turn"] = turn
         _llm_state(env)["collector"].observe(s, _llm_slo_us(env))
         if s["failed"] or not _llm_opt(env, "llm_rows", False):
             return

@@ -34,6 +34,8 @@ import time
 import urllib.parse
 import urllib.request
 
+import fleet
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -153,6 +155,7 @@ class Bench:
         self.procs = []
         self.mock = None
         self.mock_url = None
+        self.http, self.wait_until, self.rss_bytes = http, wait_until, rss_bytes  # for fleet.py
 
     # ---- processes -------------------------------------------------------------------
     def start(self, name, argv, cpu, env=None):
@@ -320,6 +323,7 @@ class Bench:
         finally:
             h.finish()
         gen_ft = read_jsonl(h.files())
+        clocks = clock_counts(h.files()) if gen == "difyload" else {}
         for s in steps:
             mft = s.pop("_mock_first_token")
             pairs = [((gen_ft[mid] * 1e9 - ns) / 1e6, ns / 1e9) for mid, ns in mft.items() if mid in gen_ft]
@@ -328,6 +332,7 @@ class Bench:
             s["err_ms"] = pct(errs)
             # The 20 largest errors with the mock's first-token time (unix s): are they clustered?
             s["err_top"] = [[round(e, 3), round(t, 4)] for e, t in sorted(pairs, reverse=True)[:20]]
+            s["clocks"] = clocks  # whole sweep: the JSONL is one file per generator and shape
         return steps
 
     # ---- memory ----------------------------------------------------------------------
@@ -392,6 +397,25 @@ def read_jsonl(files):
     return ft
 
 
+def clock_counts(files):
+    """How many JSONL lines used each clock ("kernel", "user", "mixed"; "" for none)."""
+    out = {}
+    for fn in files:
+        try:
+            f = open(fn, encoding="utf-8")
+        except OSError:
+            continue
+        with f:
+            for line in f:
+                try:
+                    c = json.loads(line).get("clock")
+                except ValueError:
+                    continue
+                if c is not None:
+                    out[c] = out.get(c, 0) + 1
+    return out
+
+
 def pct(xs):
     if not xs:
         return {"n": 0, "p50": None, "p99": None, "max": None}
@@ -425,8 +449,56 @@ def at_load(steps, frac, tol=0.1):
 def not_reached(steps):
     return f"not reached (max {max(s['cpu_frac'] for s in steps):.0%})"
 
+def ratios(res, a):
+    """The same-run ratios of issue 13: idle CPU, CPU/stream and TTFB error vs the floor, RSS/stream, master CPU."""
+    lines = ["\n## Same-run ratios\n"]
+    idle = res.get("idle") or []
+    if idle:
+        lines.append("Idle workers (registered, no users; on-CPU time of every thread over the window):\n")
+        lines.append("| worker | workers on one master | CPU per worker, % of a core (mean / max) | master CPU |")
+        lines.append("|---|---:|---:|---:|")
+        for r in idle:
+            lines.append(f"| {'difyload (Go)' if r['kind'] == 'go' else 'Locust (Python)'} | {r['workers']} "
+                         f"| {100 * r['worker_cpu_frac_mean']:.3f} / {100 * r['worker_cpu_frac_max']:.3f} | {r['master_cpu_frac']:.1%} |")
+    for shape in a.shapes:
+        sw = res["sweep"].get(shape, {})
+        fl = {x["users"]: x for x in sw.get("floor", [])}
+        dl = {x["users"]: x for x in sw.get("difyload", [])}
+        both = sorted(set(fl) & set(dl))
+        if not both:
+            continue
+        clocks = next((x.get("clocks") for x in dl.values() if x.get("clocks")), {})
+        lines.append(f"\nShape `{shape}`, same users, same run (difyload's JSONL clocks: "
+                     + (", ".join(f"{k or 'none'} {v}" for k, v in sorted(clocks.items())) or "-") + "):\n")
+        lines.append("| users | floor CPU | difyload CPU | CPU-s/1k streams floor / difyload | ratio | TTFB err p50 / p99 ms floor "
+                     "| TTFB err p50 / p99 ms difyload | mock late p99 ms (floor / difyload step) |")
+        lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for u in both:
+            f, d = fl[u], dl[u]
+            r = d["cpu_per_1k_streams"] / f["cpu_per_1k_streams"] if d["cpu_per_1k_streams"] and f["cpu_per_1k_streams"] else None
+            lines.append(f"| {u} | {f['cpu_frac']:.0%} | {d['cpu_frac']:.0%} | {fmt(f['cpu_per_1k_streams'], 3)} / {fmt(d['cpu_per_1k_streams'], 3)} "
+                         f"| {fmt(r)}x | {fmt(f['err_ms']['p50'])} / {fmt(f['err_ms']['p99'])} | {fmt(d['err_ms']['p50'])} / {fmt(d['err_ms']['p99'])} "
+                         f"| {fmt(f['mock_late_ms']['p99'], 1)} / {fmt(d['mock_late_ms']['p99'], 1)} |")
+    rss = res.get("rss") or {}
+    if rss.get("floor") and rss.get("difyload"):
+        f, d = rss["floor"][-1], rss["difyload"][-1]
+        lines.append(f"\nRSS per open stream at N={d['users']}: floor {f['rss_per_stream_kib']:.1f} KiB (open {f['open_streams']}), "
+                     f"difyload {d['rss_per_stream_kib']:.1f} KiB (open {d['open_streams']}): {d['rss_bytes'] / max(1, f['rss_bytes']):.2f}x")
+    fl = res.get("fleet") or []
+    if fl:
+        lines.append(f"\nOne master, {fl[0]['users']} users shared by the fleet (`fast` shape), master CPU over the window:\n")
+        lines.append("| workers | kind | joined | master CPU, % of a core | per worker | master RSS MiB | streams/s | fleet that fills the master's core |")
+        lines.append("|---:|---|---:|---:|---:|---:|---:|---:|")
+        for r in fl:
+            per = r["master_cpu_frac_per_worker"]
+            lines.append(f"| {r['workers']} | {'Go' if r['kind'] == 'go' else 'Python'} | {r['joined']} | {100 * r['master_cpu_frac']:.1f} "
+                         f"| {100 * per:.2f} | {r['master_rss_bytes'] / 2**20:.0f} | {r['streams_per_s']:.0f} "
+                         f"| {('~' + format(int(1 / per), ',')) if per > 0 else '-'} |")
+    return "\n".join(lines) + "\n"
+
+
 def summarize(res, a):
-    lines = []
+    lines = [ratios(res, a)]
     fl = {}
     for shape in a.shapes:
         lines.append(f"\n### Shape `{shape}`: first token {SHAPES[shape][0]}, {SHAPES[shape][2]} tokens {SHAPES[shape][1]} apart\n")
@@ -589,7 +661,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--difyload", required=True)
     ap.add_argument("--floor", required=True)
-    ap.add_argument("--locust-latest", default=os.environ.get("DIFYLOAD_LOCUST_LATEST") or os.path.join(ROOT, "scripts", "locust-latest.sh"))
+    ap.add_argument("--locust-latest", default=os.environ.get("DIFYLOAD_LOCUST_LATEST")
+                    or os.path.join(ROOT, "scripts", "locust-latest.sh"),
+                    help="Locust 2.46 launcher for the master and Python workers [env DIFYLOAD_LOCUST_LATEST]")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--work", default="/tmp/difyload-bench")
     ap.add_argument("--generators", default=",".join(GENERATORS))
@@ -599,8 +673,15 @@ def main():
     ap.add_argument("--window", type=float, default=8)
     ap.add_argument("--ramp", type=float, default=2)
     ap.add_argument("--rss-counts", default="1000,10000,19500")
-    ap.add_argument("--rss-rate", type=float, default=2000, help="users started per second in the RSS runs")
+    ap.add_argument("--rss-rate", type=float, default=1000, help="users started per second in the RSS runs (2000/s saturated a pinned worker and its master link)")
     ap.add_argument("--rss-wait", type=float, default=40)
+    ap.add_argument("--idle-workers", default="1,20", help="idle fleet sizes (Go workers; one Python worker beside)")
+    ap.add_argument("--idle-window", type=float, default=20)
+    ap.add_argument("--idle-python", type=int, default=1, help="also measure one idle Python worker (0: no)")
+    ap.add_argument("--fleet-workers", default="10,50,100", help="Go worker counts for the master-scale step")
+    ap.add_argument("--fleet-python-workers", default="10,50", help="Python worker counts for the master-scale step")
+    ap.add_argument("--fleet-users", type=int, default=100, help="users shared by the fleet in the master-scale step")
+    ap.add_argument("--fleet-window", type=float, default=15)
     ap.add_argument("--mock-cpu", default="0")
     ap.add_argument("--gen-cpu", default="1")
     ap.add_argument("--master-cpu", default="0")
@@ -611,10 +692,14 @@ def main():
     a.shapes = [s for s in a.shapes.split(",") if s]
     a.users = {k: [int(x) for x in v.split(",") if x] for k, v in (p.split("=", 1) for p in a.users.split(";") if p)}
     a.rss_counts = [int(x) for x in a.rss_counts.split(",") if x]
+    ints = lambda v: [int(x) for x in v.split(",") if x]  # noqa: E731
+    a.idle_workers, a.fleet_workers, a.fleet_python_workers = ints(a.idle_workers), ints(a.fleet_workers), ints(a.fleet_python_workers)
     if a.smoke:
         a.shapes, a.window, a.ramp = ["fast"], 2, 1
         a.rss_counts, a.rss_wait = [50], 10
         a.users = {"fast": [10, 40]}
+        a.idle_workers, a.idle_window, a.idle_python = [1], 3, 0
+        a.fleet_workers, a.fleet_python_workers, a.fleet_users, a.fleet_window = [2], [], 4, 3
     if a.resummarize:
         with open(os.path.join(a.resummarize, "results.json")) as f:
             res = json.load(f)
@@ -638,6 +723,21 @@ def main():
             for gen in a.generators:
                 log(f"=== rss {gen}")
                 res["rss"][gen] = b.rss(gen, a.rss_counts)
+        res["idle"], res["fleet"] = [], []
+        for n in a.idle_workers:
+            log(f"=== idle: {n} Go workers")
+            res["idle"].append(fleet.idle(b, "go", n, a.idle_window))
+            log(f"idle go x{n}: {res['idle'][-1]['worker_cpu_frac_mean']:.4%} of a core per worker")
+        if a.idle_workers and a.idle_python:
+            log("=== idle: 1 Python worker")
+            res["idle"].append(fleet.idle(b, "py", 1, a.idle_window))
+        for kind, counts in (("go", a.fleet_workers), ("py", a.fleet_python_workers)):
+            for n in counts:
+                log(f"=== master with {n} {kind} workers, {a.fleet_users} users")
+                r = fleet.master_scale(b, kind, n, a.fleet_users, a.fleet_window, settle=3)
+                res["fleet"].append(r)
+                log(f"master x{n} {kind}: {r['master_cpu_frac']:.1%} of a core, {r['master_rss_bytes'] / 2**20:.0f} MiB, "
+                    f"{r['streams_per_s']:.0f} streams/s")
     finally:
         b.stop_all()
         res["machine"]["loadavg_end"] = os.getloadavg()

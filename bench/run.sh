@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # bench/run.sh: build difyload and the floor client, then run bench/bench.py (see its --help).
 #
-#   bench/run.sh                 # full run (about 25 minutes), results in bench/results/
+#   bench/run.sh                 # full run (about 35 minutes: sweep, RSS, idle, master scale), results in bench/results/
 #   bench/run.sh --smoke         # CI smoke: floor + difyload worker, tiny, < 60 s, results in a temp dir
 #   bench/run.sh --generators floor,difyload --shapes fast   # any bench.py option
 #
-# Needs: Go, taskset (util-linux), libczmq-dev, the Locust 2.46 chroot (scripts/locust-latest.sh)
+# Needs: Go, taskset (util-linux), libczmq-dev, the Locust 2.46 launcher ($DIFYLOAD_LOCUST_LATEST, default scripts/locust-latest.sh)
 # for the master and Python workers, python3; python3-matplotlib for the chart (optional).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -64,6 +64,16 @@ func TestSmoke(t *testing.T) {
 			OpenStreams int64 `json:"open_streams"`
 			RSSBytes    int64 `json:"rss_bytes"`
 		} `json:"rss"`
+		Idle []struct {
+			Workers int     `json:"workers"`
+			Alive   int     `json:"alive"`
+			CPU     float64 `json:"worker_cpu_frac_mean"`
+		} `json:"idle"`
+		Fleet []struct {
+			Workers int     `json:"workers"`
+			Joined  int     `json:"joined"`
+			Master  float64 `json:"master_cpu_frac"`
+		} `json:"fleet"`
 	}
 	if err := json.Unmarshal(raw, &res); err != nil {
 		t.Fatal(err)
@@ -85,6 +95,12 @@ func TestSmoke(t *testing.T) {
 		if r := res.RSS[g]; len(r) == 0 || r[0].RSSBytes == 0 || r[0].OpenStreams == 0 {
 			t.Errorf("%s: no RSS measurement: %+v", g, r)
 		}
+	}
+	if len(res.Idle) == 0 || res.Idle[0].Alive != res.Idle[0].Workers {
+		t.Errorf("idle step missing or a worker died: %+v", res.Idle)
+	}
+	if len(res.Fleet) == 0 || res.Fleet[0].Joined != res.Fleet[0].Workers || res.Fleet[0].Master <= 0 {
+		t.Errorf("master-scale step missing, a worker did not join, or no master CPU: %+v", res.Fleet)
 	}
 	md, err := os.ReadFile(filepath.Join(out, "summary.md"))
 	if err != nil || !strings.Contains(string(md), "difyload worker") {

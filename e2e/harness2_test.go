@@ -101,10 +101,10 @@ func (s uiStats) worker(prefix string) (state string, ok bool) {
 
 // exception is one row of the master's Exceptions tab (GET /exceptions).
 type exception struct {
-	Count     int64    `json:"count"`
-	Msg       string   `json:"msg"`
-	Traceback string   `json:"traceback"`
-	Nodes     []string `json:"nodes"`
+	Count     int64  `json:"count"`
+	Msg       string `json:"msg"`
+	Traceback string `json:"traceback"`
+	Nodes     string `json:"nodes"` // comma-separated node ids
 }
 
 func (w web) exceptions(t *testing.T) []exception {

@@ -235,6 +235,8 @@ type masterOpts struct {
 	host      string
 	stopTO    int
 	extraArgs []string
+	files     map[string]string // written into the master's directory (e.g. a workload)
+	env       []string          // extra environment (e.g. the workload's key variables)
 }
 
 func (e *env) startMaster(t *testing.T, o masterOpts) *master {
@@ -276,8 +278,15 @@ func (e *env) startMaster(t *testing.T, o masterOpts) *master {
 		argv = append(argv, "--headless", "-u", strconv.Itoa(o.users), "-r", strconv.FormatFloat(o.rate, 'f', -1, 64),
 			"-t", o.runTime, "--expect-workers", strconv.Itoa(o.expect))
 	}
-	argv = append(argv, o.extraArgs...)
-	m.proc = start(t, "master "+o.version, e.workDir, argv)
+	for name, content := range o.files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, a := range o.extraArgs { // "{dir}" is the master's directory, relative to its cwd
+		argv = append(argv, strings.ReplaceAll(a, "{dir}", rel))
+	}
+	m.proc = start(t, "master "+o.version, e.workDir, argv, o.env...)
 	return m
 }
 

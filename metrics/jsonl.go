@@ -19,7 +19,10 @@ import (
 //	{"start":1724900000.123456,"end":1724900000.456789,"flow":"SimpleChatFlow","ok":true,
 //	 "failure":"","ttft_ms":200.4,"ttfe_ms":3.1,"tpot_ms":5.02,"tpot_from_chunks":false,"e2e_ms":301.2,
 //	 "output_tokens":20,"chunks":20,"gaps_ms":[5.01,4.98,...],"server_latency_ms":300.1,
-//	 "server_ttft_ms":200.1,"message_id":"5ad4cb98-..."}
+//	 "server_ttft_ms":200.1,"message_id":"5ad4cb98-...","clock":"kernel"}
+//
+// clock says which clock timed the stream's bytes (see sse.Clock): "kernel" when every read
+// carried the kernel's receive timestamp, "user" when none did, "mixed" otherwise.
 type JSONLWriter struct {
 	mu  sync.Mutex
 	bw  *bufio.Writer
@@ -84,6 +87,8 @@ func (j *JSONLWriter) Write(flow string, s StreamSample, failure string) {
 	b = appendMS(b, s.ServerTTFT, s.HasServerTTFT)
 	b = append(b, `,"message_id":`...)
 	b = appendJSONString(b, s.MessageID)
+	b = append(b, `,"clock":`...)
+	b = appendJSONString(b, s.Clock)
 	b = append(b, "}\n"...)
 	j.buf = b
 	if _, err := j.bw.Write(b); err != nil {

@@ -112,7 +112,7 @@ func TestJSONLMatchesEncodingJSON(t *testing.T) {
 		s             StreamSample
 	}{
 		{"SimpleChatFlow", "", mockStream("SimpleChatFlow", start.Add(300*time.Millisecond), 200*time.Millisecond, 5*time.Millisecond, 20)},
-		{"", "stream error: \"quoted\" \\ back\nnew\x01line é", StreamSample{Flow: "F\tlow", Failed: true, Start: start, E2E: 7 * time.Nanosecond, MessageID: "m\"1"}},
+		{"", "stream error: \"quoted\" \\ back\nnew\x01line é", StreamSample{Flow: "F\tlow", Failed: true, Start: start, E2E: 7 * time.Nanosecond, MessageID: "m\"1", Clock: "kernel"}},
 		{"x", "", StreamSample{TTFT: 1e15, HasTTFT: true, TPOT: 1, HasTPOT: true, Gaps: []time.Duration{1, 1e9, 123456789}}},
 	}
 	for _, c := range cases {
@@ -152,6 +152,7 @@ func TestJSONLMatchesEncodingJSON(t *testing.T) {
 			"e2e_ms": ms(c.s.E2E, !c.s.Start.IsZero() || c.s.E2E > 0), "output_tokens": c.s.OutputTokens, "chunks": c.s.Chunks,
 			"gaps_ms": gaps, "server_latency_ms": ms(c.s.ServerLatency, c.s.HasServerLatency),
 			"server_ttft_ms": ms(c.s.ServerTTFT, c.s.HasServerTTFT), "message_id": c.s.MessageID,
+			"clock": c.s.Clock,
 		})
 		if err := json.Unmarshal(ref, &want); err != nil {
 			t.Fatal(err)

@@ -44,6 +44,10 @@ const (
 	LLMMetricServerLatency = "server_latency" // Dify usage.latency
 	LLMMetricServerTTFT    = "server_ttft"    // Dify usage.time_to_first_token
 	LLMMetricTokens        = "tokens"         // output tokens per stream (a count, not µs)
+	// TTFT split by turn, for apps holding multi-turn conversations (workload
+	// conversation.turns > 1): where Dify's memory cost shows.
+	LLMMetricTTFTFirstTurn = "ttft_turn1" // TTFT of a conversation's first turn
+	LLMMetricTTFTLaterTurn = "ttft_later" // TTFT of its second and later turns
 )
 
 type llmMetric int
@@ -57,6 +61,8 @@ const (
 	mServerLatency
 	mServerTTFT
 	mTokens
+	mTTFTFirstTurn
+	mTTFTLaterTurn
 	numLLMMetrics
 )
 
@@ -64,6 +70,7 @@ const (
 var llmMetricNames = [numLLMMetrics]string{
 	LLMMetricTTFT, LLMMetricTTFE, LLMMetricTPOT, LLMMetricInterChunk, LLMMetricE2E,
 	LLMMetricServerLatency, LLMMetricServerTTFT, LLMMetricTokens,
+	LLMMetricTTFTFirstTurn, LLMMetricTTFTLaterTurn,
 }
 
 // LLMMetricNames returns the metric names in their canonical order.
@@ -261,6 +268,10 @@ type StreamSample struct {
 	Failed bool
 	// Flow is the chat flow ("SimpleChatFlow", ...), a label for Prometheus and JSONL.
 	Flow string
+	// Turn is the stream's turn in a multi-turn conversation (1 = first); 0 for apps
+	// without multi-turn conversations. It splits TTFT into LLMMetricTTFTFirstTurn and
+	// LLMMetricTTFTLaterTurn.
+	Turn int
 	// Start and End are the request start and the stream's end (wall clock). End picks the
 	// per-second bucket of the token and goodput rates; zero means "now".
 	Start, End time.Time
@@ -269,6 +280,9 @@ type StreamSample struct {
 	// MessageID is Dify's message_id of the stream ("" if none arrived); JSONL only, for
 	// matching a stream with the server's own records.
 	MessageID string
+	// Clock names the clock that timed the stream's bytes ("kernel": the kernel's receive
+	// timestamps, "user": time.Now after each read, "mixed"; "" if nothing was read). JSONL only.
+	Clock string
 }
 
 // llmCounts are the additive stream counters.
@@ -289,6 +303,12 @@ func (t *llmSet) add(s *StreamSample, good bool) {
 	}
 	if s.HasTTFT {
 		t.hist[mTTFT].Record(micros(s.TTFT))
+		switch {
+		case s.Turn == 1:
+			t.hist[mTTFTFirstTurn].Record(micros(s.TTFT))
+		case s.Turn > 1:
+			t.hist[mTTFTLaterTurn].Record(micros(s.TTFT))
+		}
 	}
 	if s.HasTTFE {
 		t.hist[mTTFE].Record(micros(s.TTFE))

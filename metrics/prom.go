@@ -30,6 +30,8 @@ var promHists = [numLLMMetrics]promHist{
 	mTTFE:          {"difyload_llm_time_to_first_event_seconds", "Time from the request start to the first data event (not a ping): Dify's job queue and setup, then the model (successful streams).", promLatencyBuckets, 1e6},
 	mServerTTFT:    {"difyload_llm_server_time_to_first_token_seconds", "Dify's usage.time_to_first_token as reported in message_end.", promLatencyBuckets, 1e6},
 	mTokens:        {"difyload_llm_output_tokens_per_stream", "Output tokens per successful stream (usage.completion_tokens, else the chunk count).", promTokenBuckets, 1},
+	mTTFTFirstTurn: {"difyload_llm_time_to_first_token_first_turn_seconds", "TTFT of the first turn of multi-turn conversations.", promLatencyBuckets, 1e6},
+	mTTFTLaterTurn: {"difyload_llm_time_to_first_token_later_turns_seconds", "TTFT of the second and later turns of multi-turn conversations.", promLatencyBuckets, 1e6},
 }
 
 // LLMCollector exposes an LLM's cumulative values as Prometheus metrics, labelled by flow:

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"sync"
 	"time"
@@ -109,6 +110,9 @@ type TransportConfig struct {
 	RootCAs *x509.CertPool
 	// DialTimeout bounds the TCP dial. 0 means DefaultDialTimeout (10s).
 	DialTimeout time.Duration
+	// UserClock turns off kernel receive timestamps (SO_TIMESTAMPNS, Linux): every time is
+	// then time.Now when a read returned (Result.Clock is ClockUser).
+	UserClock bool
 }
 
 // NewTransport returns an http.Transport tuned for many concurrent long-lived streams to few
@@ -127,9 +131,13 @@ func NewTransport(cfg TransportConfig) *http.Transport {
 	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
+	dial := dialer.DialContext
+	if !cfg.UserClock {
+		dial = dialStamped(dial)
+	}
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dialer.DialContext,
+		DialContext:           dial,
 		ForceAttemptHTTP2:     false,
 		Protocols:             &protocols,
 		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{},
@@ -139,6 +147,9 @@ func NewTransport(cfg TransportConfig) *http.Transport {
 		TLSHandshakeTimeout:   cfg.DialTimeout,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
+		// Requests are small (a chat body is a few hundred bytes); Go's default 4 KiB write
+		// buffer per connection is most of what an open stream costs after the stacks.
+		WriteBufferSize: 1 << 10,
 		TLSClientConfig: &tls.Config{
 			InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // opt-in for test targets
 			RootCAs:            cfg.RootCAs,
@@ -190,9 +201,14 @@ type Request struct {
 	Mode Mode
 }
 
-// Result is what Stream measured. All times come from time.Now and carry the monotonic
-// clock; subtract them with Sub. A zero time means the point was not reached.
+// Result is what Stream measured. All times carry the monotonic clock; subtract them with
+// Sub. Times of body bytes (FirstByte, events, chunks, End on success) are the kernel's
+// receive time of those bytes where the connection has it (see Clock), else time.Now when
+// the read returned them. A zero time means the point was not reached.
 type Result struct {
+	// Clock says which clock timed the headers and body reads: ClockKernel, ClockUser or
+	// ClockMixed.
+	Clock Clock
 	// StatusCode is the HTTP status (0 if no response).
 	StatusCode int
 	// Start is taken just before the request is sent.
@@ -280,6 +296,12 @@ type run struct {
 	n      int64
 	first  time.Time // first body read with data
 	last   time.Time // latest body read with data
+	// trace finds the connection, stamps its kernel receive times (nil: user clock), clock
+	// collects the clocks the reads used.
+	trace  httptrace.ClientTrace
+	stamps stamper
+	clock  Clock
+	anchor time.Time
 	// idleOnData defers the idle timer to the first read that is more than ping frames:
 	// a run waiting in Dify's job queue sends one ping and then nothing, and is not idle.
 	idleOnData bool
@@ -340,7 +362,7 @@ func (rn *run) end() {
 func (rn *run) Read(p []byte) (int, error) {
 	n, err := rn.body.Read(p)
 	if n > 0 {
-		now := time.Now()
+		now := rn.readNow()
 		if rn.first.IsZero() {
 			rn.first = now
 		}
@@ -372,7 +394,7 @@ func (rn *run) drain() {
 
 // do builds and sends the request. On failure it returns a classified StreamError.
 func (c *Client) do(rn *run, req Request, accept string) (*http.Response, *StreamError) {
-	hreq, err := http.NewRequestWithContext(rn.ctx, http.MethodPost, req.URL, bytes.NewReader(req.Body))
+	hreq, err := http.NewRequestWithContext(rn.traceConn(rn.ctx), http.MethodPost, req.URL, bytes.NewReader(req.Body))
 	if err != nil {
 		return nil, &StreamError{Phase: PhaseConnect, Reason: "connect: invalid request", Err: err}
 	}
@@ -487,6 +509,7 @@ func (c *Client) Stream(ctx context.Context, req Request) (*Result, error) {
 	err := c.stream(rn, req, res)
 	res.FirstByte = rn.first
 	res.BytesRead = rn.n
+	res.Clock = rn.clock
 	if err != nil {
 		res.End = time.Now()
 		return res, finish(err, res.StatusCode, req.APIKey)
@@ -499,7 +522,7 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 	if se != nil {
 		return se
 	}
-	res.Headers = time.Now()
+	res.Headers = rn.readNow()
 	res.StatusCode = resp.StatusCode
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		rn.armIdle(c.idleCause)
@@ -695,7 +718,7 @@ func (c *Client) post(rn *run, req Request, out *Response) *StreamError {
 	if se != nil {
 		return se
 	}
-	out.Headers = time.Now()
+	out.Headers = rn.readNow()
 	out.StatusCode = resp.StatusCode
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return c.statusError(rn, resp)

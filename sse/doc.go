@@ -30,7 +30,7 @@
 //     stream was cut: "stream ended before message_end", not "malformed event JSON".
 //   - Oversized events: Config.MaxEventSize (default 8 MiB) bounds the raw bytes of one event
 //     (its lines, field names included, plus one byte per line ending). Comments and ignored
-//     fields count too, so an endless line is bounded as well. The reader keeps a fixed 16 KiB
+//     fields count too, so an endless line is bounded as well. The reader keeps a fixed 4 KiB
 //     read buffer and consumes longer lines in fragments, so it never holds more than the
 //     limit of one event's data: the stream fails with "event too large" as soon as the limit
 //     is passed, whatever the event's real size.
@@ -77,8 +77,9 @@
 // chunk's arrival time is appended to Result.ChunkTimes. Once an agent_message was seen,
 // message events are not chunks: a New Agent app (mode "agent") ends with one message event
 // repeating the full answer. Result.FirstDataEvent is the first event with data (anything but
-// the ping keep-alive): Dify's "time to first event". Times are taken when the body read that
-// completed the event returned.
+// the ping keep-alive): Dify's "time to first event". Times are those of the body read that
+// completed the event: the kernel's receive time of its bytes where there is one (see Receive
+// times), else when the read returned.
 //
 // # Timeouts and errors
 //
@@ -113,4 +114,19 @@
 //	invalid response: not JSON           invalid response: body too large   (Post)
 //
 // The API key never appears in any error text.
+//
+// # Receive times
+//
+// On Linux, NewTransport turns on SO_TIMESTAMPNS for every TCP connection and reads it with
+// recvmsg(2) (kstamp_linux.go): each read also returns the kernel's software receive time of
+// the newest segment whose bytes it returned. A body read's time (Headers, FirstByte, every
+// event, chunk and terminal time) is that stamp, so the time a user goroutine waited for the
+// CPU after its bytes arrived is not in the numbers. The HTTP transport's buffer is refilled
+// only when empty, so the bytes of a body read always come from the connection's latest
+// read. Limit: TCP gives one stamp per read and merges queued segments under the newest one's
+// stamp, so when several events queued up before the reader came they all get the newest
+// arrival: late by the spacing of what queued behind them, not by the reader's whole wait.
+// Where the kernel gives no stamp (other systems, a non-TCP connection, TransportConfig
+// UserClock) the time is time.Now when the read returned. Result.Clock says which clock a
+// stream used: kernel, user or mixed.
 package sse

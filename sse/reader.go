@@ -18,7 +18,7 @@ const errEventTooLarge constError = "sse: event exceeds the maximum event size"
 const (
 	// defaultReadBufSize is the eventReader's fixed read buffer. Lines longer than it are
 	// processed in fragments, so it does not bound the event size.
-	defaultReadBufSize = 16 << 10
+	defaultReadBufSize = 4 << 10
 	// minReadBufSize keeps every known field name, its colon and the optional space inside a
 	// line's first fragment.
 	minReadBufSize = 16

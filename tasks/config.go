@@ -9,10 +9,16 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/difyload/difyload/workload"
 )
 
-// Flow names, as they appear in logs, weights and split rows.
+// Flow names (the built-in workload's apps), as they appear in logs, weights and split
+// rows, and its class names.
 const (
+	ClassChatUser     = "ChatUser"
+	ClassRetrieveUser = "RetrieveUser"
+
 	FlowSimpleChat  = "SimpleChatFlow"
 	FlowComplexChat = "ComplexChatFlow"
 	FlowRetrieval   = "FileRetrieval"
@@ -28,19 +34,6 @@ const (
 	NameFullResponse = "Full Response"
 	NameRetrieve     = "/v1/datasets/[id]/retrieve"
 )
-
-// DefaultQueries are the chat queries used when no queries file is given; users cycle
-// through them.
-var defaultQueries = [...]string{
-	"你好，请介绍一下 Dify 的主要功能。",
-	"如何在 Dify 中创建一个知识库并用于问答？",
-}
-
-// DefaultQueries returns a copy of the built-in chat queries.
-func DefaultQueries() []string { return append([]string(nil), defaultQueries[:]...) }
-
-// DefaultRetrieveQuery is the knowledge-base query sent by FileRetrieval.
-const DefaultRetrieveQuery = "Dify 支持哪些检索方式？"
 
 // WaitRange is Locust's between(min, max): a uniform random wait. The zero value waits 0.
 type WaitRange struct {
@@ -100,9 +93,9 @@ type Config struct {
 	DatasetID, DatasetKey       string
 	// Defaults fill keys that neither the flags nor the master set (main passes the mock's).
 	Defaults Keys
-	// Queries are cycled through by every chat user; empty → DefaultQueries.
+	// Queries replace the chat apps' queries; empty → the built-in workload's.
 	Queries []string
-	// Inputs are the chat "inputs"; nil → {}.
+	// Inputs replace the chat apps' "inputs"; nil → the built-in workload's.
 	Inputs map[string]any
 	// SimpleWeight and ComplexWeight pick a ChatUser's flow each iteration; both 0 → 1:1.
 	SimpleWeight, ComplexWeight int
@@ -139,23 +132,80 @@ const optionSplitFlows = "dify_split_flows"
 // OptionKeys returns the parsed_options keys that carry the Dify settings.
 func OptionKeys() Keys { return optionKeys }
 
-// resolveKeys applies the precedence flags > master options > defaults.
-func (c *Config) resolveKeys(opts map[string]any) Keys {
-	pick := func(flag, opt, def string) string {
+// Option resolves a key_option or dataset_id_option of the built-in workload with the
+// precedence worker flags > the master's parsed_options > Defaults. Other option names are
+// read from the master's options alone.
+func (c *Config) Option(opts map[string]any, name string) string {
+	pick := func(flag, def string) string {
 		if flag != "" {
 			return flag
 		}
-		if v, ok := opts[opt].(string); ok && v != "" {
+		if v, ok := opts[name].(string); ok && v != "" {
 			return v
 		}
 		return def
 	}
-	return Keys{
-		SimpleAppKey:  pick(c.SimpleAppKey, optionKeys.SimpleAppKey, c.Defaults.SimpleAppKey),
-		ComplexAppKey: pick(c.ComplexAppKey, optionKeys.ComplexAppKey, c.Defaults.ComplexAppKey),
-		DatasetID:     pick(c.DatasetID, optionKeys.DatasetID, c.Defaults.DatasetID),
-		DatasetKey:    pick(c.DatasetKey, optionKeys.DatasetKey, c.Defaults.DatasetKey),
+	switch name {
+	case optionKeys.SimpleAppKey:
+		return pick(c.SimpleAppKey, c.Defaults.SimpleAppKey)
+	case optionKeys.ComplexAppKey:
+		return pick(c.ComplexAppKey, c.Defaults.ComplexAppKey)
+	case optionKeys.DatasetID:
+		return pick(c.DatasetID, c.Defaults.DatasetID)
+	case optionKeys.DatasetKey:
+		return pick(c.DatasetKey, c.Defaults.DatasetKey)
 	}
+	return pick("", "")
+}
+
+// Workload is the built-in workload (workload.Default) with this configuration's
+// overrides: flow weights, waits, class weights, queries and inputs.
+func (c *Config) Workload() *workload.Workload {
+	w := workload.Default()
+	for i := range w.Apps {
+		if len(c.Queries) > 0 {
+			w.Apps[i].Queries.Inline = append([]string(nil), c.Queries...)
+		}
+		if c.Inputs != nil {
+			w.Apps[i].Inputs = c.Inputs
+		}
+	}
+	for i := range w.Users {
+		u := &w.Users[i]
+		switch u.Name {
+		case ClassChatUser:
+			if c.ChatWait != nil {
+				u.Wait = workload.Wait{Kind: workload.WaitBetween, Min: c.ChatWait.Min, Max: c.ChatWait.Max}
+			}
+			if c.ChatUserWeight > 0 {
+				u.Weight = c.ChatUserWeight
+			}
+			if c.SimpleWeight != 0 || c.ComplexWeight != 0 {
+				for j := range u.Tasks {
+					switch u.Tasks[j].Target {
+					case FlowSimpleChat:
+						u.Tasks[j].Weight = c.SimpleWeight
+					case FlowComplexChat:
+						u.Tasks[j].Weight = c.ComplexWeight
+					}
+				}
+			}
+		case ClassRetrieveUser:
+			if c.RetrieveWait != nil {
+				u.Wait = workload.Wait{Kind: workload.WaitBetween, Min: c.RetrieveWait.Min, Max: c.RetrieveWait.Max}
+			}
+			if c.RetrieveUserWeight > 0 {
+				u.Weight = c.RetrieveUserWeight
+			}
+		}
+	}
+	return w
+}
+
+// Deps returns the Deps of the built-in workload's classes for this configuration.
+func (c *Config) Deps(client Streamer, rec Recorder, obs StreamObserver) Deps {
+	return Deps{Client: client, Recorder: rec, Observer: obs, Host: c.Host, SplitFlows: c.SplitFlows,
+		Header: c.Header, Option: c.Option}
 }
 
 // Validate reports settings that can never work.

@@ -1,15 +1,28 @@
-// Package tasks holds difyload's Locust user classes, ChatUser and RetrieveUser, and their
-// flows. A user turns one Dify call into Locust samples:
+// Package tasks turns a workload (package workload) into Locust user classes: NewClasses
+// builds one Class per workload user class, whose users pick a weighted task (filtered by the
+// master's --tags/--exclude-tags and the web UI's class editor), run it, and wait the class's
+// wait_time (between, constant, constant_pacing, constant_throughput, poisson). A task runs
+// one app or knowledge base, through one small type per endpoint:
 //
-//	ChatUser     SimpleChatFlow or ComplexChatFlow (weighted), then wait between(1s, 3s)
-//	RetrieveUser FileRetrieval, then wait between(2s, 5s)
+//	chat, agent, chatflow  POST /v1/chat-messages: one conversation of conversation.turns
+//	                       turns reusing the conversation_id of its first turn, think time
+//	                       between turns; a failed turn ends the conversation
+//	completion             POST /v1/completion-messages
+//	workflow               POST /v1/workflows/run (answer text_chunk, end workflow_finished)
+//	knowledge base         POST /v1/datasets/{id}/retrieve
 //
-// Each chat stream yields up to three rows, the same rows the project's locustfile.py reports
+// Queries come inline or from a dataset; sequential picks start at an offset derived from
+// the worker index (the master's ack) and the user id, so workers do not replay one sequence.
+// Without a workload file the classes are the built-in ChatUser (SimpleChatFlow and
+// ComplexChatFlow, between(1s, 3s)) and RetrieveUser (FileRetrieval, between(2s, 5s)); Config
+// holds the worker flags that adjust them.
+//
+// Each stream yields up to three rows, the same rows the project's locustfile.py reports
 // from Python workers:
 //
-//	POST /v1/chat-messages  time to the response headers (like Locust's stream=True requests);
+//	POST <endpoint>         time to the response headers (like Locust's stream=True requests);
 //	                        size = bytes of the whole stream
-//	SSE  TTFB               time to the first answer token
+//	SSE  TTFB [app]         time to the first answer token ([app] with --dify-split-flows)
 //	SSE  Full Response      time to the terminal event; size = completion tokens from usage
 //
 // Counting rules, so nothing is counted twice and nothing is dropped:

@@ -47,7 +47,7 @@ func StreamSampleFrom(flow string, res *sse.Result, err error) metrics.StreamSam
 		res = &sse.Result{}
 	}
 	s := metrics.StreamSample{Flow: flow, Failed: err != nil, Start: res.Start, End: res.End, Chunks: res.Chunks,
-		MessageID: res.MessageID}
+		MessageID: res.MessageID, Clock: res.Clock.String()}
 	if s.Chunks == 0 {
 		s.Chunks = len(res.ChunkTimes)
 	}
@@ -119,7 +119,10 @@ type LLMObserver struct {
 	rows     atomic.Bool
 }
 
-var _ StreamObserver = (*LLMObserver)(nil)
+var (
+	_ StreamObserver = (*LLMObserver)(nil)
+	_ TurnObserver   = (*LLMObserver)(nil)
+)
 
 // NewLLMObserver returns an observer; cfg.LLM must not be nil.
 func NewLLMObserver(cfg LLMObserverConfig) *LLMObserver {
@@ -153,10 +156,17 @@ func (o *LLMObserver) RowsEnabled() bool { return o.rows.Load() }
 
 // ObserveStream implements StreamObserver.
 func (o *LLMObserver) ObserveStream(flow string, res *sse.Result, err error) {
+	o.ObserveTurn(flow, 0, res, err)
+}
+
+// ObserveTurn implements TurnObserver: turn 1 and later turns of multi-turn conversations
+// also feed the split TTFT histograms.
+func (o *LLMObserver) ObserveTurn(flow string, turn int, res *sse.Result, err error) {
 	if err != nil && sse.IsCancelled(err) {
 		return
 	}
 	s := StreamSampleFrom(flow, res, err)
+	s.Turn = turn
 	o.llm.Observe(s)
 	if o.jsonl != nil {
 		failure := ""

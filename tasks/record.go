@@ -47,16 +47,16 @@ func sseName(base, flow string, split bool) string {
 	return base
 }
 
-// recordStream turns one chat stream into samples; see the package doc for the rules.
-// split names the SSE rows per flow.
-func (c *Class) recordStream(flow string, split bool, res *sse.Result, err error) {
+// recordStream turns one stream into samples; see the package doc for the rules. post is
+// the POST row (the endpoint); split names the SSE rows per app (flow).
+func recordStream(rec Recorder, post, flow string, split bool, res *sse.Result, err error) {
 	if res == nil {
 		res = &sse.Result{}
 	}
 	now := time.Now()
 	if err != nil && sse.IsCancelled(err) {
 		if !res.Headers.IsZero() && res.StatusCode == 200 {
-			c.rec.Record(metrics.Sample{Method: MethodPOST, Name: NameChat, Duration: res.Headers.Sub(res.Start), Size: res.BytesRead, At: now})
+			rec.Record(metrics.Sample{Method: MethodPOST, Name: post, Duration: res.Headers.Sub(res.Start), Size: res.BytesRead, At: now})
 		}
 		return
 	}
@@ -65,29 +65,29 @@ func (c *Class) recordStream(flow string, split bool, res *sse.Result, err error
 		if end.IsZero() {
 			end = now
 		}
-		c.rec.Record(metrics.Sample{Method: MethodPOST, Name: NameChat, Duration: since(res.Start, end), Size: res.BytesRead, Failure: failureName(err), At: now})
+		rec.Record(metrics.Sample{Method: MethodPOST, Name: post, Duration: since(res.Start, end), Size: res.BytesRead, Failure: failureName(err), At: now})
 		return
 	}
-	c.rec.Record(metrics.Sample{Method: MethodPOST, Name: NameChat, Duration: res.Headers.Sub(res.Start), Size: res.BytesRead, At: now})
+	rec.Record(metrics.Sample{Method: MethodPOST, Name: post, Duration: res.Headers.Sub(res.Start), Size: res.BytesRead, At: now})
 	ttfb := sseName(NameTTFB, flow, split)
 	full := sseName(NameFullResponse, flow, split)
 	if !res.FirstToken.IsZero() {
-		c.rec.Record(metrics.Sample{Method: MethodSSE, Name: ttfb, Duration: res.FirstToken.Sub(res.Start), At: now})
+		rec.Record(metrics.Sample{Method: MethodSSE, Name: ttfb, Duration: res.FirstToken.Sub(res.Start), At: now})
 	} else if err == nil {
-		c.rec.Record(metrics.Sample{Method: MethodSSE, Name: ttfb, NoTime: true, At: now})
+		rec.Record(metrics.Sample{Method: MethodSSE, Name: ttfb, NoTime: true, At: now})
 	}
 	if err != nil {
-		c.rec.Record(metrics.Sample{Method: MethodSSE, Name: full, Duration: since(res.Start, res.End), Failure: failureName(err), At: now})
+		rec.Record(metrics.Sample{Method: MethodSSE, Name: full, Duration: since(res.Start, res.End), Failure: failureName(err), At: now})
 		return
 	}
 	tokens := int64(res.Chunks)
 	if res.Usage.Present {
 		tokens = res.Usage.CompletionTokens
 	}
-	c.rec.Record(metrics.Sample{Method: MethodSSE, Name: full, Duration: since(res.Start, res.End), Size: tokens, At: now})
+	rec.Record(metrics.Sample{Method: MethodSSE, Name: full, Duration: since(res.Start, res.End), Size: tokens, At: now})
 }
 
-func (c *Class) recordRetrieve(resp *sse.Response, err error) {
+func recordRetrieve(rec Recorder, name string, resp *sse.Response, err error) {
 	if resp == nil {
 		resp = &sse.Response{}
 	}
@@ -95,9 +95,9 @@ func (c *Class) recordRetrieve(resp *sse.Response, err error) {
 	if err != nil && sse.IsCancelled(err) {
 		return
 	}
-	s := metrics.Sample{Method: MethodPOST, Name: NameRetrieve, Duration: since(resp.Start, resp.End), Size: resp.BytesRead, At: now}
+	s := metrics.Sample{Method: MethodPOST, Name: name, Duration: since(resp.Start, resp.End), Size: resp.BytesRead, At: now}
 	if err != nil {
 		s.Failure = failureName(err)
 	}
-	c.rec.Record(s)
+	rec.Record(s)
 }

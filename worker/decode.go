@@ -9,10 +9,11 @@ import (
 	"unicode/utf8"
 )
 
-// Limits for frames from the master. Real frames are a few KiB (a spawn
-// with parsed_options is ~2 KiB); anything near these limits is garbage.
+// Limits for frames from the master. Protocol frames are a few KiB (a spawn
+// with parsed_options is ~2 KiB); a workload message inlines its query
+// datasets (10^6 rows ≈ 100 MiB), so frames may be large, but not deep.
 const (
-	maxFrameSize  = 16 << 20
+	maxFrameSize  = 1 << 30
 	maxDecodeDeep = 32
 )
 

@@ -10,10 +10,13 @@
 // ErrNoZeroMQ) connects to tcp://MasterHost:MasterPort with ZMQ_IDENTITY =
 // node id = the node_id of every message (Python's host_uuid4hex by default),
 // TCP_KEEPALIVE=1, TCP_KEEPALIVE_IDLE=30 like Locust, and ZMQ_IPV6 when the
-// master host is an IPv6 literal (or resolves only to IPv6). One goroutine,
-// locked to its OS thread, owns the socket; the protocol loop talks to it
-// through channels and the owner polls with a 10 ms timeout so it can also
-// send. Frames are sent with ZMQ_IMMEDIATE=1 and DONTWAIT: while no master
+// master host is an IPv6 literal (or resolves only to IPv6). One goroutine
+// owns the socket; the protocol loop talks to it through channels. It never
+// blocks in cgo: it sleeps in Go, waiting on a dup of each socket's ZMQ_FD
+// in Go's network poller (zmqwait.go), and reads ZMQ_EVENTS after every
+// wake, send and receive; an idle worker wakes only for protocol traffic.
+// While users run it also wakes every 2 ms (transport_zmq.go says why).
+// Frames are sent with ZMQ_IMMEDIATE=1 and DONTWAIT: while no master
 // is connected they are dropped, never queued for whatever master connects
 // next. A libzmq socket monitor (zmq_socket_monitor via cgo; goczmq has no
 // monitor API) reports HANDSHAKE_SUCCEEDED and DISCONNECTED.
@@ -129,4 +132,15 @@
 // sent per stats interval: the first of each traceback at once, repeats as
 // identical messages at the interval's end (so the master's count stays
 // exact below the budget), the rest dropped and logged.
+//
+// # User classes from the master
+//
+// The classes may change between tests: Config.OnMessage receives the
+// master's custom messages (a workload, sent before the spawn it applies to)
+// and Worker.SetClasses replaces the classes there; users of classes that
+// are gone stop. A spawn that asks for a class the worker does not have is
+// logged and reported once to the Exceptions tab (the master would otherwise
+// wait for users that never come); Worker.ReportException sends the
+// embedder's own entries. Frames may be up to 1 GiB (a workload inlines its
+// query datasets).
 package worker

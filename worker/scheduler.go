@@ -22,11 +22,11 @@ import (
 // A Scheduler is safe for concurrent use. Every user goroutine it starts is
 // owned by it and ends after StopAll (provided RunTask honours its ctx).
 type Scheduler struct {
-	classes     []UserClass // sorted by name
-	byName      map[string]UserClass
 	onException func(msg, traceback string)
 
 	mu          sync.Mutex
+	classes     []UserClass // sorted by name
+	byName      map[string]UserClass
 	live        map[string][]*userRun // running users per class, oldest first
 	all         map[*userRun]struct{} // every goroutine not yet exited (live + stopping)
 	stopTimeout time.Duration
@@ -105,8 +105,34 @@ func (s *Scheduler) SetStopTimeout(d time.Duration) {
 
 // Known reports whether the scheduler has a class called name.
 func (s *Scheduler) Known(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	_, ok := s.byName[name]
 	return ok
+}
+
+// SetClasses replaces the user classes (a workload the master sent). Users of classes
+// that are gone are stopped with the stop timeout; users of classes that stay keep
+// running until the next Apply changes their count. (Extension of the brief's API.)
+func (s *Scheduler) SetClasses(classes []UserClass) {
+	cs := append([]UserClass(nil), classes...)
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].Name() < cs[j].Name() })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	byName := make(map[string]UserClass, len(cs))
+	for _, c := range cs {
+		byName[c.Name()] = c
+	}
+	for name, users := range s.live {
+		if _, keep := byName[name]; keep {
+			continue
+		}
+		for i := len(users) - 1; i >= 0; i-- {
+			users[i].stop(s.stopTimeout)
+		}
+		delete(s.live, name)
+	}
+	s.classes, s.byName = cs, byName
 }
 
 // Apply makes the number of running users of each class in targets equal to
@@ -245,7 +271,7 @@ func (s *Scheduler) report(msg, tb string) {
 func (s *Scheduler) Counts() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.classes))
+	out := make(map[string]int, len(s.classes)+len(s.live))
 	for _, c := range s.classes {
 		out[c.Name()] = len(s.live[c.Name()])
 	}
@@ -330,7 +356,7 @@ func (s *Scheduler) Ramp(ctx context.Context, users int, rate float64, env Env) 
 		cur += n
 	}
 	if rate <= 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
-		s.Apply(SplitByWeight(s.classes, users), env)
+		s.Apply(SplitUsers(s.snapshotClasses(), users), env)
 		return nil
 	}
 	step := max(1, int(math.Floor(rate)))
@@ -341,7 +367,7 @@ func (s *Scheduler) Ramp(ctx context.Context, users int, rate float64, env Env) 
 		} else {
 			cur = max(cur-step, users)
 		}
-		s.Apply(SplitByWeight(s.classes, cur), env)
+		s.Apply(SplitUsers(s.snapshotClasses(), cur), env)
 		if cur == users {
 			break
 		}
@@ -354,6 +380,44 @@ func (s *Scheduler) Ramp(ctx context.Context, users int, rate float64, env Env) 
 		}
 	}
 	return nil
+}
+
+func (s *Scheduler) snapshotClasses() []UserClass {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.classes
+}
+
+// FixedCounter is a UserClass with Locust's fixed_count: that many users whatever the
+// total (as far as the total allows), before the weighted classes get the rest.
+type FixedCounter interface {
+	FixedCount() int
+}
+
+// SplitUsers splits users like Locust's dispatcher with fixed_count: classes with a
+// positive FixedCount (FixedCounter) get theirs first, in name order, as far as users
+// allows; the rest goes to the other classes by weight (SplitByWeight). Every class appears
+// in the result, zeros included. (Extension of the brief's API.)
+func SplitUsers(classes []UserClass, users int) map[string]int {
+	out := map[string]int{}
+	var weighted []UserClass
+	fixed := append([]UserClass(nil), classes...)
+	sort.SliceStable(fixed, func(i, j int) bool { return fixed[i].Name() < fixed[j].Name() })
+	left := max(users, 0)
+	for _, c := range fixed {
+		fc, ok := c.(FixedCounter)
+		if !ok || fc.FixedCount() <= 0 {
+			weighted = append(weighted, c)
+			continue
+		}
+		n := min(fc.FixedCount(), left)
+		out[c.Name()] = n
+		left -= n
+	}
+	for name, n := range SplitByWeight(weighted, left) {
+		out[name] = n
+	}
+	return out
 }
 
 // SplitByWeight splits users over classes by weight the way Locust's

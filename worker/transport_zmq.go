@@ -30,6 +30,7 @@ import (
 	"reflect"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -40,21 +41,37 @@ import (
 const (
 	zmqTCPKeepalive     = 1
 	zmqTCPKeepaliveIdle = 30
-	// zmqPollInterval is how often the owner loop polls for inbound frames when
-	// idle. It never blocks inside cgo: a goroutine blocked in a cgo call keeps
-	// its P until sysmon retakes it, and with GOMAXPROCS=1 (a worker pinned to
-	// one core) that stalled every user goroutine: the p99 TTFB error at 300
-	// and 450 streaming users fell from 13.9 and 45.7 ms to 4.9 and 12.9 ms
-	// when the loop stopped blocking there (bench/run.sh, same conditions).
-	// Outbound frames are sent at once.
-	zmqPollInterval = 5 * time.Millisecond
-	zmqSendQueue    = 4096 // frames buffered between the protocol loop and the owner
-	zmqFlushWait    = 100 * time.Millisecond
+	zmqSendQueue        = 4096 // frames buffered between the protocol loop and the owner
+	zmqFlushWait        = 100 * time.Millisecond
+	// zmqBusyGoroutines and zmqBusyCheck: with more goroutines than this (users are running;
+	// an idle worker has about 15), the owner also checks ZMQ_EVENTS and flushes the send
+	// queue every zmqBusyCheck, and a send no longer wakes it. A goroutine that another one
+	// wakes goes into the scheduler's "run next" slot and is pushed to the back of the run
+	// queue by the next wake-up or go statement on that P (the protocol loop sends
+	// "spawning", then starts thousands of users); a goroutine woken by its own timer runs
+	// next. When a ramp saturated the worker (2,000 users/s to 19,500: 16,000 runnable
+	// goroutines), waking only on sends and on ZMQ_FD left master messages unread for 3-4 s
+	// and the master dropped the worker as missing; with this timer every spawn was handled
+	// on time (bench/run.sh, memory step). Idle, no timer runs.
+	zmqBusyGoroutines = 64
+	zmqBusyCheck      = 2 * time.Millisecond
 )
 
-// zmqConn is a goczmq DEALER owned by one goroutine (pinned to its OS
-// thread), plus a libzmq socket monitor on an inproc PAIR that reports
-// connects and disconnects. The protocol loop talks to it via channels.
+// zmqConn is a goczmq DEALER owned by one goroutine, plus a libzmq socket
+// monitor on an inproc PAIR that reports connects and disconnects. The
+// protocol loop talks to it via channels.
+//
+// The owner never blocks inside cgo and, idle, never polls on a timer: it
+// sleeps in a select on the send queue, the quit channel and one fdWaiter
+// per socket (ZMQ_FD in Go's network poller), and after every wake-up, send
+// and receive it reads ZMQ_EVENTS and receives until no message is waiting.
+// While users run it wakes every zmqBusyCheck instead of on sends (see there
+// why).
+// Every libzmq call is non-blocking (ZMQ_DONTWAIT, or a receive that
+// ZMQ_EVENTS said is ready), so a user goroutine never waits for the owner's
+// thread. libzmq allows a socket to move between threads with a full memory
+// barrier, which the Go scheduler provides, so the goroutine is not locked
+// to a thread.
 //
 // Sending uses ZMQ_IMMEDIATE=1 and ZMQ_DONTWAIT: while no master is
 // connected frames are dropped instead of queued. Queued frames would be
@@ -70,6 +87,8 @@ type zmqConn struct {
 	once   sync.Once
 	mu     sync.Mutex
 	closed bool
+	// wakes counts the owner loop's wake-ups (tests: nothing polls while idle).
+	wakes atomic.Int64
 }
 
 // zmqDial creates the DEALER, its monitor and connects to ep.
@@ -138,8 +157,6 @@ func zsockPointer(s *goczmq.Sock) unsafe.Pointer {
 func (c *zmqConn) own(ep endpoint, id string, ready chan<- error) {
 	defer close(c.done)
 	defer close(c.in)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 
 	opts := []goczmq.SockOption{
 		goczmq.SockSetIdentity(id),
@@ -174,45 +191,58 @@ func (c *zmqConn) own(ep endpoint, id string, ready chan<- error) {
 		c.log.Warn("zeromq socket monitor unavailable: a restarted 2.12.1 master will not be detected")
 	}
 
+	fail := func(err error, ws ...*fdWaiter) {
+		for _, w := range ws {
+			w.stop()
+		}
+		c.stopMonitor(sp, mon)
+		sock.Destroy()
+		ready <- err
+	}
 	if err := sock.Connect(ep.String()); err != nil {
-		c.stopMonitor(sp, mon)
-		sock.Destroy()
-		ready <- fmt.Errorf("zeromq connect %s: %w", ep, err)
+		fail(fmt.Errorf("zeromq connect %s: %w", ep, err))
 		return
 	}
-	readers := []*goczmq.Sock{sock}
-	if mon != nil {
-		readers = append(readers, mon)
-	}
-	poller, err := goczmq.NewPoller(readers...)
+	sockW, err := newFDWaiter(goczmq.Fd(sock))
 	if err != nil {
-		c.stopMonitor(sp, mon)
-		sock.Destroy()
-		ready <- fmt.Errorf("zeromq poller: %w", err)
+		fail(err)
 		return
+	}
+	var monW *fdWaiter
+	var monReady, monExited <-chan struct{}
+	sockFD, monFD := goczmq.Fd(sock), -1
+	if mon != nil {
+		monFD = goczmq.Fd(mon)
+		if monW, err = newFDWaiter(monFD); err != nil {
+			fail(err, sockW)
+			return
+		}
+		monReady, monExited = monW.ready, monW.exited
 	}
 	ready <- nil
-	tick := time.NewTicker(zmqPollInterval)
-	defer tick.Stop()
 
 	sendOne := func(f []byte) {
 		if err := sock.SendFrame(f, goczmq.FlagDontWait); err != nil {
 			c.log.Debug("zeromq send dropped (no master connected?)", "err", err, "bytes", len(f))
 		}
 	}
-	sendAll := func() {
+	sendAll := func() (sent bool) {
 		for {
 			select {
 			case f := <-c.out:
 				sendOne(f)
+				sent = true
 			default:
-				return
+				return sent
 			}
 		}
 	}
 	shutdown := func(linger time.Duration) {
 		sendAll()
-		poller.Destroy()
+		sockW.stop()
+		if monW != nil {
+			monW.stop()
+		}
 		c.stopMonitor(sp, mon)
 		sock.SetOption(goczmq.SockSetLinger(int(linger / time.Millisecond)))
 		sock.Destroy()
@@ -232,48 +262,89 @@ func (c *zmqConn) own(ep endpoint, id string, ready chan<- error) {
 			return false
 		}
 	}
+	// drain receives every waiting message of s. ZMQ_EVENTS is read before
+	// each receive, which also re-arms ZMQ_FD.
+	drain := func(s *goczmq.Sock, fromMaster bool) bool {
+		for goczmq.Events(s)&goczmq.Pollin != 0 {
+			msg, err := s.RecvMessage()
+			if err != nil || len(msg) == 0 {
+				// Not seen in practice; the next edge or send checks again.
+				c.log.Debug("zeromq receive failed although ZMQ_EVENTS said POLLIN", "err", err)
+				return true
+			}
+			var in inbound
+			if fromMaster {
+				if len(msg) > 1 {
+					c.log.Debug("multi-frame message from master; using the last frame", "frames", len(msg))
+				}
+				in.frame = msg[len(msg)-1]
+			} else if in.event = monitorEvent(msg); in.event == evNone {
+				continue
+			}
+			if !deliver(in) {
+				return false
+			}
+		}
+		return true
+	}
 
+	var busy *time.Timer
+	var busyC <-chan time.Time
+	defer func() {
+		if busy != nil {
+			busy.Stop()
+		}
+	}()
+	checkSock, checkMon := true, mon != nil
 	for {
-		sendAll()
+		// Read ZMQ_EVENTS and receive: at start, after a token of the
+		// socket's waiter, after every send (a send can consume the edge of a
+		// message that arrived) and when ZMQ_FD is readable at a busy tick.
+		if checkSock && !drain(sock, true) {
+			return
+		}
+		if checkMon && !drain(mon, false) {
+			return
+		}
+		checkSock, checkMon = false, false
+		outC := c.out
+		switch {
+		case runtime.NumGoroutine() > zmqBusyGoroutines:
+			if busy == nil {
+				busy = time.NewTimer(zmqBusyCheck)
+			} else {
+				busy.Reset(zmqBusyCheck)
+			}
+			busyC, outC = busy.C, nil
+		case busy != nil:
+			busy.Stop()
+			busyC = nil
+		}
 		select {
+		case <-busyC:
+			checkSock = sendAll() || fdReadable(sockFD)
+			checkMon = mon != nil && fdReadable(monFD)
+		case f := <-outC:
+			sendOne(f)
+			sendAll()
+			checkSock = true
+		case <-sockW.ready:
+			checkSock = true
+		case <-monReady:
+			checkMon = true
+		case <-sockW.exited:
+			c.log.Error("zeromq: waiting on the master socket failed", "err", sockW.unexpected())
+			shutdown(0)
+			return
+		case <-monExited:
+			c.log.Error("zeromq: waiting on the monitor socket failed", "err", monW.unexpected())
+			shutdown(0)
+			return
 		case linger := <-c.quit:
 			shutdown(linger)
 			return
-		default:
 		}
-		s, err := poller.Wait(0)
-		if err != nil || s == nil {
-			// Nothing to read: wait in Go, where the scheduler runs the users
-			// meanwhile, for a frame to send, a quit, or the next poll.
-			select {
-			case f := <-c.out:
-				sendOne(f)
-			case linger := <-c.quit:
-				shutdown(linger)
-				return
-			case <-tick.C:
-			}
-			continue
-		}
-		msg, err := s.RecvMessage()
-		if err != nil || len(msg) == 0 {
-			continue
-		}
-		var in inbound
-		if s == sock {
-			if len(msg) > 1 {
-				c.log.Debug("multi-frame message from master; using the last frame", "frames", len(msg))
-			}
-			in.frame = msg[len(msg)-1]
-		} else {
-			in.event = monitorEvent(msg)
-			if in.event == evNone {
-				continue
-			}
-		}
-		if !deliver(in) {
-			return
-		}
+		c.wakes.Add(1)
 	}
 }
 

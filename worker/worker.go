@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -23,6 +24,10 @@ type Worker struct {
 	nodeID  string
 	dial    dialer
 	started atomic.Bool
+
+	mu    sync.Mutex
+	sched *Scheduler // once Run started
+	loopX *loop      // once Run started
 }
 
 // Limits on what the worker sends per stats interval.
@@ -87,6 +92,45 @@ func newWorker(cfg Config, classes []UserClass, stats StatsSource, dial dialer) 
 	}, nil
 }
 
+// SetClasses replaces the user classes, e.g. with a workload the master sent in a custom
+// message: call it from Config.OnMessage (a message sent before a spawn is handled before
+// it) or before Run. Names must be unique and valid; an empty list makes the worker run
+// nothing (every class the master asks for is then reported as unknown).
+func (w *Worker) SetClasses(classes []UserClass) error {
+	seen := map[string]bool{}
+	for _, c := range classes {
+		if c == nil {
+			return errors.New("worker: nil UserClass")
+		}
+		n := c.Name()
+		if n == "" || !validUTF8(n) || seen[n] {
+			return fmt.Errorf("worker: invalid or duplicate user class name %q", n)
+		}
+		seen[n] = true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.classes = append([]UserClass(nil), classes...)
+	if w.sched != nil {
+		w.sched.SetClasses(w.classes)
+	}
+	if w.loopX != nil {
+		clear(w.loopX.unknownLogged)
+	}
+	return nil
+}
+
+// ReportException sends an entry to the master's Exceptions tab (rate-limited like the
+// users' exceptions). It is safe from any goroutine; before Run it is dropped.
+func (w *Worker) ReportException(msg, traceback string) {
+	w.mu.Lock()
+	l := w.loopX
+	w.mu.Unlock()
+	if l != nil {
+		l.onException(msg, traceback)
+	}
+}
+
 // NodeID returns the worker's node id (its ZeroMQ identity).
 func (w *Worker) NodeID() string { return w.nodeID }
 
@@ -125,6 +169,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: connect to master at %s: %w", ep, err)
 	}
 	l := newLoop(w, c, ep)
+	w.mu.Lock()
+	w.sched, w.loopX = l.sched, l
+	w.mu.Unlock()
 	return l.run(ctx)
 }
 
@@ -519,6 +566,10 @@ func (l *loop) handleSpawn(data any) {
 		if !l.sched.Known(name) && !l.unknownLogged[name] {
 			l.unknownLogged[name] = true
 			l.log.Warn("master asked for a user class this worker does not have; ignoring it", "class", name)
+			if job.Targets[name] > 0 {
+				l.onException(fmt.Sprintf("this worker has no user class %s: it runs 0 of the %d users the master asked for", name, job.Targets[name]),
+					fmt.Sprintf("  in spawn: user class %s is not in this worker's workload\n", name))
+			}
 		}
 	}
 	l.stopTimeout = job.StopTimeout

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/difyload/difyload/difymock"
@@ -77,6 +78,9 @@ type userFlags struct {
 	insecure                    bool
 	caFile                      string
 	header                      headerFlag
+	workload                    string
+	clients                     *clients     // set by build
+	cfg                         tasks.Config // set by build
 }
 
 func (u *userFlags) register(fs *flag.FlagSet, env lookupEnv) {
@@ -102,6 +106,30 @@ func (u *userFlags) register(fs *flag.FlagSet, env lookupEnv) {
 	fs.Var(&u.header, "header", "extra request header \"Name: value\" (repeatable; e.g. X-Mock-Fault: 429 for the mock)")
 }
 
+// clients makes one sse client per request timeout (apps with their own timeout), all on
+// one HTTP transport.
+type clients struct {
+	base sse.Config
+	mu   sync.Mutex
+	by   map[time.Duration]*sse.Client
+}
+
+func (c *clients) forTimeout(d time.Duration) tasks.Streamer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl, ok := c.by[d]; ok {
+		return cl
+	}
+	cfg := c.base
+	cfg.StreamTimeout = d
+	cl := sse.NewClient(cfg)
+	if c.by == nil {
+		c.by = map[time.Duration]*sse.Client{}
+	}
+	c.by[d] = cl
+	return cl
+}
+
 // build turns the flags into the sse client and the tasks config.
 func (u *userFlags) build() (*sse.Client, tasks.Config, error) {
 	var cfg tasks.Config
@@ -120,13 +148,14 @@ func (u *userFlags) build() (*sse.Client, tasks.Config, error) {
 	if u.firstToken <= 0 || u.idle <= 0 || u.streamMax <= 0 || u.maxEventSize <= 0 {
 		return nil, cfg, errors.New("timeouts and --max-event-size must be positive")
 	}
-	client := sse.NewClient(sse.Config{
+	u.clients = &clients{base: sse.Config{
 		Client:            &http.Client{Transport: sse.NewTransport(tc)},
 		MaxEventSize:      u.maxEventSize,
 		FirstTokenTimeout: u.firstToken,
 		IdleTimeout:       u.idle,
 		StreamTimeout:     u.streamMax,
-	})
+	}}
+	client := sse.NewClient(u.clients.base)
 	cfg = tasks.Config{
 		Host:         u.host,
 		SimpleAppKey: u.simpleKey, ComplexAppKey: u.complexKey,
@@ -164,5 +193,6 @@ func (u *userFlags) build() (*sse.Client, tasks.Config, error) {
 			return nil, cfg, fmt.Errorf("--queries-file %s: %w", u.queriesFile, err)
 		}
 	}
+	u.cfg = cfg
 	return client, cfg, cfg.Validate()
 }

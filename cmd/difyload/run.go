@@ -23,8 +23,10 @@ func exitCode(err error) int {
 const usageText = `difyload: load-test Dify LLM apps from Go workers of a Locust master.
 
 Usage:
-  difyload worker [flags] [Class …]   join a Locust master and run ChatUser/RetrieveUser
-  difyload run [flags] [Class …]      standalone run (no master); without --host it starts the mock
+  difyload worker [flags] [Class …]   join a Locust master and run the user classes of its workload
+                                      (locustfile.py --dify-workload FILE; default ChatUser/RetrieveUser)
+  difyload run [flags] [Class …]      standalone run (no master; --workload FILE); without --host it
+                                      starts the mock
   difyload mock [flags]     serve the Dify-compatible mock API
   difyload report compare A.json B.json   compare run reports (--dify-report) side by side
   difyload version

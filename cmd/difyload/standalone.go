@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -17,6 +18,7 @@ import (
 	"github.com/difyload/difyload/difymock"
 	"github.com/difyload/difyload/metrics"
 	"github.com/difyload/difyload/worker"
+	"github.com/difyload/difyload/workload"
 )
 
 // parseRunTime accepts Locust's -t forms: "90" (seconds), "30s", "5m", "1h30m".
@@ -60,6 +62,7 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 	fs.DurationVar(&grace, "stop-timeout", 5*time.Second, "at the end, time in-flight tasks get to finish before they are cancelled")
 	fs.StringVar(&mockFaults, "mock-faults", "", "with the embedded mock (no --host): fault probabilities, e.g. 429=0.05,error_event=0.02")
 	logf.register(fs, env, "WARNING")
+	fs.StringVar(&uf.workload, "workload", envString(env, "DIFYLOAD_WORKLOAD", ""), "workload file (.toml or .json): apps, knowledge bases, user classes; default: the built-in seed workload [env DIFYLOAD_WORKLOAD]")
 	names, err := parseFlagsAndClasses(fs, args)
 	if err != nil {
 		return err
@@ -102,15 +105,35 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 		fmt.Fprintf(stdout, "embedded Dify mock on %s\n", uf.host)
 	}
 
+	var wl *workload.Workload
+	if uf.workload != "" {
+		if wl, err = workload.Load(uf.workload); err != nil {
+			return err
+		}
+		// The workload's SLOs apply where the flags set none.
+		lf.sloTTFT = cmp.Or(lf.sloTTFT, wl.SLO.TTFT)
+		lf.sloTPOT = cmp.Or(lf.sloTPOT, wl.SLO.TPOT)
+		lf.sloE2E = cmp.Or(lf.sloE2E, wl.SLO.E2E)
+	}
 	wr, err := build(ctx, &uf, &lf, stderr)
 	if err != nil {
 		return err
 	}
 	defer wr.close()
-	stats := wr.served
-	weights := map[string]int{"ChatUser": uf.chatWeight, "RetrieveUser": uf.retrieveWeight}
-	classes, err := selectClasses(wr.classes, names, weights)
-	if err != nil {
+	stats, classes := wr.served, wr.classes
+	if wl != nil {
+		if err := workload.Resolve(wl, env, func(name string) string { return uf.cfg.Option(nil, name) }); err != nil {
+			return err
+		}
+		if classes, err = wr.classesFor(wl); err != nil {
+			return err
+		}
+	}
+	var weights map[string]int
+	if wl == nil {
+		weights = map[string]int{"ChatUser": uf.chatWeight, "RetrieveUser": uf.retrieveWeight}
+	}
+	if classes, err = selectClasses(classes, names, weights); err != nil {
 		return err
 	}
 	var exMu sync.Mutex

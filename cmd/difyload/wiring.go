@@ -18,8 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/difyload/difyload/metrics"
+	"github.com/difyload/difyload/sse"
 	"github.com/difyload/difyload/tasks"
 	"github.com/difyload/difyload/worker"
+	"github.com/difyload/difyload/workload"
 )
 
 // llmFlags configure the LLM streaming metrics (TTFT, TPOT, inter-chunk, goodput).
@@ -46,7 +48,9 @@ type wiring struct {
 	served  *servedStats // stats with the Aggregated rule: what the worker reports
 	opts    masterOptions
 	llm     *metrics.LLM
-	classes []worker.UserClass
+	classes []worker.UserClass // the built-in workload's, with the flags applied
+	deps    tasks.Deps         // what every workload's classes share
+	obs     *tasks.LLMObserver
 	closers []func() error
 }
 
@@ -73,18 +77,22 @@ func (w *wiring) llmMessages(now time.Time) []worker.Message {
 // the worker, so main converts the worker's Env into the tasks' arguments.
 type userClass struct {
 	c   *tasks.Class
-	obs *tasks.LLMObserver // nil for classes without streams
+	obs *tasks.LLMObserver
 }
 
-var _ worker.UserClass = userClass{}
+var (
+	_ worker.UserClass    = userClass{}
+	_ worker.FixedCounter = userClass{}
+)
 
-func (u userClass) Name() string { return u.c.Name() }
-func (u userClass) Weight() int  { return u.c.Weight() }
+func (u userClass) Name() string    { return u.c.Name() }
+func (u userClass) Weight() int     { return u.c.Weight() }
+func (u userClass) FixedCount() int { return u.c.FixedCount() }
 func (u userClass) NewUser(id int, env worker.Env) (worker.User, error) {
 	if u.obs != nil {
 		u.obs.ApplyOptions(env.ParsedOptions)
 	}
-	usr, err := u.c.NewUser(id, env.Host, env.ParsedOptions)
+	usr, err := u.c.NewUserAt(id, env.WorkerIndex, env.Host, env.ParsedOptions)
 	if err != nil {
 		return nil, err
 	}
@@ -111,16 +119,12 @@ func build(ctx context.Context, uf *userFlags, lf *llmFlags, stderr io.Writer) (
 		jsonl = metrics.NewJSONLWriter(f)
 		w.closers = append(w.closers, func() error { return errors.Join(jsonl.Close(), f.Close()) })
 	}
-	obs := tasks.NewLLMObserver(tasks.LLMObserverConfig{LLM: w.llm, JSONL: jsonl, Recorder: w.stats, Rows: lf.rows, SplitFlows: uf.splitFlows})
-	chat, err := tasks.NewChatUser(cfg, client, w.stats, newStreamHints(obs, stderr))
-	if err != nil {
+	w.obs = tasks.NewLLMObserver(tasks.LLMObserverConfig{LLM: w.llm, JSONL: jsonl, Recorder: w.stats, Rows: lf.rows, SplitFlows: uf.splitFlows})
+	w.deps = cfg.Deps(client, w.stats, observers{llm: w.obs, hints: newStreamHints(nil, stderr)})
+	w.deps.ClientFor = uf.clients.forTimeout
+	if w.classes, err = w.classesFor(cfg.Workload()); err != nil {
 		return nil, errors.Join(err, w.close())
 	}
-	retrieve, err := tasks.NewRetrieveUser(cfg, client, w.stats)
-	if err != nil {
-		return nil, errors.Join(err, w.close())
-	}
-	w.classes = []worker.UserClass{userClass{c: chat, obs: obs}, userClass{c: retrieve}}
 	if lf.metricsAddr != "" {
 		stop, err := serveMetrics(ctx, lf.metricsAddr, w.llm, stderr)
 		if err != nil {
@@ -129,6 +133,35 @@ func build(ctx context.Context, uf *userFlags, lf *llmFlags, stderr io.Writer) (
 		w.closers = append(w.closers, stop)
 	}
 	return w, nil
+}
+
+// observers hands every stream to the LLM metrics (with its conversation turn) and to the
+// failure hints.
+type observers struct {
+	llm   *tasks.LLMObserver
+	hints *streamHints
+}
+
+func (o observers) ObserveStream(flow string, res *sse.Result, err error) {
+	o.ObserveTurn(flow, 0, res, err)
+}
+
+func (o observers) ObserveTurn(flow string, turn int, res *sse.Result, err error) {
+	o.llm.ObserveTurn(flow, turn, res, err)
+	o.hints.ObserveStream(flow, res, err)
+}
+
+// classesFor builds the worker's classes of a workload.
+func (w *wiring) classesFor(wl *workload.Workload) ([]worker.UserClass, error) {
+	cs, err := tasks.NewClasses(wl, w.deps)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]worker.UserClass, len(cs))
+	for i, c := range cs {
+		out[i] = userClass{c: c, obs: w.obs}
+	}
+	return out, nil
 }
 
 // serveMetrics serves the LLM histograms for Prometheus until stop is called.
@@ -199,6 +232,15 @@ func writeLLMSummary(out io.Writer, llm *metrics.LLM) {
 		}
 		fmt.Fprintln(out)
 	}
+	first, later := all.Hist[metrics.LLMMetricTTFTFirstTurn], all.Hist[metrics.LLMMetricTTFTLaterTurn]
+	if first.Count > 0 || later.Count > 0 {
+		fmt.Fprintf(out, "TTFT of multi-turn conversations: first turn %s, later turns %s (ms; p50 / p90 / p99 / max, %d and %d streams)\n",
+			quantiles(first), quantiles(later), first.Count, later.Count)
+	}
+}
+
+func quantiles(h metrics.LLMHistogram) string {
+	return fmt.Sprintf("%s / %s / %s / %s", ms(h.Quantile(0.5)), ms(h.Quantile(0.9)), ms(h.Quantile(0.99)), ms(h.Quantile(1)))
 }
 
 func ms(us int64) string { return fmt.Sprintf("%.1f", float64(us)/1000) }

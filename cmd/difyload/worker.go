@@ -59,6 +59,8 @@ func runWorker(ctx context.Context, args []string, env lookupEnv, stdout, stderr
 	cfg.Messages = wr.llmMessages
 	cfg.OnSpawn = wr.opts.onSpawn
 	cfg.LogLines = ring.Lines
+	sw := &classSwitch{wr: wr, log: logger, current: classes, only: names}
+	cfg.OnMessage = sw.onMessage
 	cfg.ConnectTimeout = connect
 	cfg.MasterTimeout = masterTimeout
 	cfg.ShutdownGrace = grace
@@ -73,5 +75,6 @@ func runWorker(ctx context.Context, args []string, env lookupEnv, stdout, stderr
 	if err != nil {
 		return err
 	}
+	sw.w = w
 	return errors.Join(w.Run(ctx), wr.close())
 }
