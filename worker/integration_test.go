@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/difyload/difyload/internal/locustbin"
+	"github.com/difyload/difyload/runner"
 )
 
 // Integration tests against real Locust masters on 127.0.0.1.
@@ -168,7 +169,7 @@ func unmountChroot(t *testing.T, v locustVersion, dir string) {
 }
 
 // runWorker runs a worker in the background; the returned func waits for Run.
-func runWorker(t *testing.T, cfg Config, classes []UserClass, st StatsSource) (w *Worker, cancel context.CancelFunc, wait func(time.Duration) error) {
+func runWorker(t *testing.T, cfg Config, classes []runner.UserClass, st StatsSource) (w *Worker, cancel context.CancelFunc, wait func(time.Duration) error) {
 	t.Helper()
 	w, err := New(cfg, classes, st)
 	if err != nil {
@@ -230,7 +231,7 @@ func TestIntegrationHeadless(t *testing.T) {
 				"--csv", filepath.Join(dir, "x"), "--loglevel", "DEBUG")
 
 			tap := newTapStats()
-			classes := []UserClass{
+			classes := []runner.UserClass{
 				recordingClass("ChatUser", tap.st, 100*time.Millisecond),
 				recordingClass("RetrieveUser", tap.st, 100*time.Millisecond),
 			}
@@ -364,7 +365,7 @@ func TestIntegrationStopStartCycle(t *testing.T) {
 			base := "http://127.0.0.1:" + strconv.Itoa(webPort)
 
 			tap := newTapStats()
-			classes := []UserClass{
+			classes := []runner.UserClass{
 				recordingClass("ChatUser", tap.st, 100*time.Millisecond),
 				recordingClass("RetrieveUser", tap.st, 100*time.Millisecond),
 			}
@@ -409,7 +410,7 @@ func TestIntegrationMasterRestart(t *testing.T) {
 			m1 := webMaster(t, v, dir, port, webPort)
 			base := "http://127.0.0.1:" + strconv.Itoa(webPort)
 
-			classes := []UserClass{
+			classes := []runner.UserClass{
 				&testClass{name: "ChatUser", weight: 3, wait: 50 * time.Millisecond},
 				&testClass{name: "RetrieveUser", weight: 1, wait: 50 * time.Millisecond},
 			}

@@ -12,13 +12,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/difyload/difyload/runner"
 )
 
 // Worker is a Locust worker: it registers with a master over ZeroMQ, runs
 // the users the master asks for, and reports their stats.
 type Worker struct {
 	cfg     Config
-	classes []UserClass
+	classes []runner.UserClass
 	stats   StatsSource
 	log     *slog.Logger
 	nodeID  string
@@ -26,8 +28,8 @@ type Worker struct {
 	started atomic.Bool
 
 	mu    sync.Mutex
-	sched *Scheduler // once Run started
-	loopX *loop      // once Run started
+	sched *runner.Scheduler // once Run started
+	loopX *loop             // once Run started
 }
 
 // Limits on what the worker sends per stats interval.
@@ -46,11 +48,11 @@ const (
 
 // New validates cfg and returns a Worker for classes (at least one, unique
 // names) reporting the stats of stats.
-func New(cfg Config, classes []UserClass, stats StatsSource) (*Worker, error) {
+func New(cfg Config, classes []runner.UserClass, stats StatsSource) (*Worker, error) {
 	return newWorker(cfg, classes, stats, zmqDial)
 }
 
-func newWorker(cfg Config, classes []UserClass, stats StatsSource, dial dialer) (*Worker, error) {
+func newWorker(cfg Config, classes []runner.UserClass, stats StatsSource, dial dialer) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("worker: invalid config: %w", err)
 	}
@@ -84,7 +86,7 @@ func newWorker(cfg Config, classes []UserClass, stats StatsSource, dial dialer) 
 	}
 	return &Worker{
 		cfg:     cfg,
-		classes: append([]UserClass(nil), classes...),
+		classes: append([]runner.UserClass(nil), classes...),
 		stats:   stats,
 		log:     cfg.Logger.With("node_id", id),
 		nodeID:  id,
@@ -96,7 +98,7 @@ func newWorker(cfg Config, classes []UserClass, stats StatsSource, dial dialer) 
 // message: call it from Config.OnMessage (a message sent before a spawn is handled before
 // it) or before Run. Names must be unique and valid; an empty list makes the worker run
 // nothing (every class the master asks for is then reported as unknown).
-func (w *Worker) SetClasses(classes []UserClass) error {
+func (w *Worker) SetClasses(classes []runner.UserClass) error {
 	seen := map[string]bool{}
 	for _, c := range classes {
 		if c == nil {
@@ -110,7 +112,7 @@ func (w *Worker) SetClasses(classes []UserClass) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.classes = append([]UserClass(nil), classes...)
+	w.classes = append([]runner.UserClass(nil), classes...)
 	if w.sched != nil {
 		w.sched.SetClasses(w.classes)
 	}
@@ -194,7 +196,7 @@ type loop struct {
 	log   *slog.Logger
 	conn  conn
 	ep    endpoint
-	sched *Scheduler
+	sched *runner.Scheduler
 	exc   *exceptionLimiter
 	excCh chan exceptionData
 	proc  procSampler
@@ -249,7 +251,7 @@ func newLoop(w *Worker, c conn, ep endpoint) *loop {
 		unknownLogged: map[string]bool{},
 		index:         -1,
 	}
-	l.sched = NewScheduler(w.classes, l.onException)
+	l.sched = runner.NewScheduler(w.classes, l.onException)
 	return l
 }
 
@@ -455,7 +457,7 @@ func (l *loop) messages(now time.Time) (ms []Message) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			l.log.Error("custom messages panicked", "panic", panicMessage(r))
+			l.log.Error("custom messages panicked", "panic", runner.PanicMessage(r))
 			ms = nil
 		}
 	}()
@@ -465,7 +467,7 @@ func (l *loop) messages(now time.Time) (ms []Message) {
 func (l *loop) extras(now time.Time) (m map[string]any) {
 	defer func() {
 		if r := recover(); r != nil {
-			l.log.Error("stats extras panicked", "panic", panicMessage(r))
+			l.log.Error("stats extras panicked", "panic", runner.PanicMessage(r))
 			m = nil
 		}
 	}()
@@ -575,7 +577,7 @@ func (l *loop) handleSpawn(data any) {
 	l.stopTimeout = job.StopTimeout
 	l.stopTimeoutSet = job.StopTimeout > 0
 	l.sched.SetStopTimeout(job.StopTimeout)
-	env := Env{Host: job.Host, WorkerIndex: l.index, ParsedOptions: job.ParsedOptions}
+	env := runner.Env{Host: job.Host, WorkerIndex: l.index, ParsedOptions: job.ParsedOptions}
 	l.resetStats, _ = job.ParsedOptions["reset_stats"].(bool)
 	if l.resetStats {
 		// Samples of the ramp-up so far belong to the stats the master resets
@@ -716,10 +718,10 @@ func (l *loop) discardStats(why string) {
 }
 
 // onSpawn runs the embedder's OnSpawn, recovering a panic.
-func (l *loop) onSpawn(env Env) {
+func (l *loop) onSpawn(env runner.Env) {
 	defer func() {
 		if r := recover(); r != nil {
-			l.log.Error("OnSpawn panicked", "panic", panicMessage(r))
+			l.log.Error("OnSpawn panicked", "panic", runner.PanicMessage(r))
 		}
 	}()
 	l.cfg.OnSpawn(env)
@@ -742,7 +744,7 @@ func (l *loop) sendLogs() {
 func (l *loop) logLines() (lines []string) {
 	defer func() {
 		if r := recover(); r != nil {
-			l.log.Error("LogLines panicked", "panic", panicMessage(r))
+			l.log.Error("LogLines panicked", "panic", runner.PanicMessage(r))
 			lines = nil
 		}
 	}()

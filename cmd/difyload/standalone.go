@@ -17,7 +17,7 @@ import (
 
 	"github.com/difyload/difyload/difymock"
 	"github.com/difyload/difyload/metrics"
-	"github.com/difyload/difyload/worker"
+	"github.com/difyload/difyload/runner"
 	"github.com/difyload/difyload/workload"
 )
 
@@ -138,7 +138,7 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 	}
 	var exMu sync.Mutex
 	exceptions := map[string]int{}
-	sched := worker.NewScheduler(classes, func(msg, _ string) {
+	sched := runner.NewScheduler(classes, func(msg, _ string) {
 		exMu.Lock()
 		exceptions[msg]++
 		exMu.Unlock()
@@ -153,7 +153,7 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 	// The scheduler ramps (like Locust's local runner) in a goroutine owned here; this loop
 	// prints the live table and reports when the ramp is done.
 	rampDone := make(chan error, 1)
-	go func() { rampDone <- sched.Ramp(runCtx, users, rate, worker.Env{Host: uf.host, WorkerIndex: -1}) }()
+	go func() { rampDone <- sched.Ramp(runCtx, users, rate, runner.Env{Host: uf.host, WorkerIndex: -1}) }()
 	defer func() {
 		cancelRun()
 		if rampDone != nil {

@@ -1,9 +1,11 @@
-package worker
+package runner
 
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -144,7 +146,7 @@ func (s *Scheduler) SetClasses(classes []UserClass) {
 func (s *Scheduler) Apply(targets map[string]int, env Env) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, name := range sortedKeys(targets) {
+	for _, name := range slices.Sorted(maps.Keys(targets)) {
 		cls, ok := s.byName[name]
 		if !ok {
 			continue
@@ -195,7 +197,7 @@ func (s *Scheduler) startLocked(cls UserClass, env Env) *userRun {
 func newUserSafely(cls UserClass, id int, env Env) (u User, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %s", panicMessage(r))
+			err = fmt.Errorf("panic: %s", PanicMessage(r))
 		}
 	}()
 	u, err = cls.NewUser(id, env)
@@ -242,7 +244,7 @@ func (s *Scheduler) runUser(u *userRun, user User) {
 func (s *Scheduler) runTaskSafely(ctx context.Context, class string, user User) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.report(panicMessage(r), panicTraceback(stackNow()))
+			s.report(PanicMessage(r), panicTraceback(stackNow()))
 		}
 	}()
 	if err := user.RunTask(ctx); err != nil && ctx.Err() == nil {
@@ -253,7 +255,7 @@ func (s *Scheduler) runTaskSafely(ctx context.Context, class string, user User) 
 func (s *Scheduler) waitTimeSafely(class string, user User) (d time.Duration) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.report(panicMessage(r), panicTraceback(stackNow()))
+			s.report(PanicMessage(r), panicTraceback(stackNow()))
 			d = time.Second // avoid a hot loop on a broken WaitTime
 		}
 	}()
