@@ -98,7 +98,7 @@ func NewScheduler(classes []UserClass, onException func(msg, traceback string)) 
 // SetStopTimeout sets the grace period for users stopped by a later Apply
 // (ramp down); the worker sets it from each spawn's stop_timeout. 0 (the
 // default) cancels stopped users at once, like Locust without
-// --stop-timeout. (Extension of the brief's API.)
+// --stop-timeout.
 func (s *Scheduler) SetStopTimeout(d time.Duration) {
 	s.mu.Lock()
 	s.stopTimeout = max(d, 0)
@@ -115,7 +115,7 @@ func (s *Scheduler) Known(name string) bool {
 
 // SetClasses replaces the user classes (a workload the master sent). Users of classes
 // that are gone are stopped with the stop timeout; users of classes that stay keep
-// running until the next Apply changes their count. (Extension of the brief's API.)
+// running until the next Apply changes their count.
 func (s *Scheduler) SetClasses(classes []UserClass) {
 	cs := append([]UserClass(nil), classes...)
 	sort.SliceStable(cs, func(i, j int) bool { return cs[i].Name() < cs[j].Name() })
@@ -350,7 +350,7 @@ func (s *Scheduler) StopAll(ctx context.Context, grace time.Duration) {
 // split by weight like Locust's local runner: each step adds (or removes)
 // max(1, floor(rate)) users and waits step/rate seconds. rate <= 0 applies
 // the target at once. It returns ctx.Err() if ctx ends first (the users
-// started so far keep running). (Extension of the brief's API.)
+// started so far keep running).
 func (s *Scheduler) Ramp(ctx context.Context, users int, rate float64, env Env) error {
 	users = max(users, 0)
 	cur := 0
@@ -399,7 +399,7 @@ type FixedCounter interface {
 // SplitUsers splits users like Locust's dispatcher with fixed_count: classes with a
 // positive FixedCount (FixedCounter) get theirs first, in name order, as far as users
 // allows; the rest goes to the other classes by weight (SplitByWeight). Every class appears
-// in the result, zeros included. (Extension of the brief's API.)
+// in the result, zeros included.
 func SplitUsers(classes []UserClass, users int) map[string]int {
 	out := map[string]int{}
 	var weighted []UserClass

@@ -48,7 +48,7 @@ type Config struct {
 	MasterTimeout time.Duration
 	// ShutdownGrace is how long in-flight tasks may finish when Run's ctx is
 	// cancelled and the master never sent a positive stop_timeout; 0 → 5s.
-	// (Extension of the brief's API.)
+	//
 	ShutdownGrace time.Duration
 	// WaitForNewMaster selects what a quit from the master does: false →
 	// flush stats, send quit, Run returns nil; true → flush, send quit, stop

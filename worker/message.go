@@ -47,7 +47,7 @@ const clientReadyVersion = -1
 // ---------------------------------------------------------------------------
 // Outgoing. Every frame the worker sends is built by encodeMessage from one
 // of the typed payloads below; nothing else writes to the socket. The rules
-// that keep a master's listener alive (protocol notes §2, §4, §8):
+// that keep a master's listener alive (docs/locust-protocol.md, "Frames"):
 //   - array of exactly 3: [type str, data, node_id str];
 //   - strings are msgpack str (never bin) and valid UTF-8;
 //   - response_times / num_*_per_sec have int keys;

@@ -842,8 +842,6 @@ func (l *loop) stopFinished() (done bool) {
 	return false
 }
 
-// stopUsersNow cancels every user at once and waits for them and for any
-// background stop.
 // finishForQuit stops new work and lets tasks under way end within QuitGrace,
 // so streams that finish a moment after the master's quit are reported instead
 // of abandoned; the rest are cancelled. It blocks the loop for at most about
@@ -861,6 +859,8 @@ func (l *loop) finishForQuit() {
 	}
 }
 
+// stopUsersNow cancels every user at once and waits for them and for any
+// background stop.
 func (l *loop) stopUsersNow() {
 	if l.stopCancel != nil {
 		l.stopCancel()
