@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -149,23 +148,9 @@ func serveMetrics(ctx context.Context, addr string, llm *metrics.LLM, stderr io.
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr: %w", err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintln(stderr, "difyload: metrics endpoint:", err)
-		}
-	}()
+	stopSrv := serve(ln, mux, func(err error) { fmt.Fprintln(stderr, "difyload: metrics endpoint:", err) })
 	fmt.Fprintf(stderr, "difyload: Prometheus metrics at http://%s/metrics\n", ln.Addr())
-	return func() error {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		err := srv.Shutdown(sctx)
-		wg.Wait()
-		return err
-	}, nil
+	return func() error { return stopSrv(ctx) }, nil
 }
 
 // writeLLMSummary prints the run's LLM percentiles per flow (standalone runs).
