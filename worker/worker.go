@@ -205,15 +205,13 @@ type loop struct {
 	phase phase
 
 	// Registration.
-	registering bool // client_ready sent, waiting for ack
-	registered  bool // acked (and not since invalidated)
-	everAcked   bool
-	index       int
-	readyTimer  *time.Timer
-	connTimer   *time.Timer
+	reg        registration
+	everAcked  bool
+	index      int
+	readyTimer *time.Timer
+	connTimer  *time.Timer
 
 	// Master liveness.
-	hbSeen   bool // a master heartbeat arrived since the last ack (2.19+)
 	lastHB   time.Time
 	peerLost bool      // transport saw a disconnect and no new session yet
 	retries  int       // connection attempts scheduled since the disconnect
@@ -237,6 +235,19 @@ type loop struct {
 	dropped    int         // frames the transport refused since the last log
 	quitSent   bool
 }
+
+// registration is where the worker stands with the master.
+type registration int
+
+const (
+	regNone   registration = iota // not registered, not asking (after a stop or a lost master)
+	regAsking                     // client_ready sent (and re-sent), waiting for an ack
+	regAcked                      // acked; no master heartbeat since (2.12.1, or 2.19+ before its first)
+	regHeard                      // acked, and a master heartbeat arrived since: MasterTimeout applies
+)
+
+// acked reports whether the master acknowledged this worker (and has not lost it since).
+func (r registration) acked() bool { return r == regAcked || r == regHeard }
 
 func newLoop(w *Worker, c conn, ep endpoint) *loop {
 	l := &loop{
@@ -346,7 +357,7 @@ func (l *loop) run(ctx context.Context) (err error) {
 			l.send(typeException, e)
 
 		case <-timerC(l.readyTimer):
-			if l.registering {
+			if l.reg == regAsking {
 				if l.everAcked {
 					l.log.Debug("no ack yet, re-sending client_ready")
 				} else {
@@ -413,9 +424,7 @@ func (l *loop) sendClientReady() { l.send(typeClientReady, clientReadyVersion) }
 // until an ack arrives.
 func (l *loop) startRegistering() {
 	l.quitSent = false
-	l.registering = true
-	l.registered = false
-	l.hbSeen = false
+	l.reg = regAsking
 	l.sendClientReady()
 	if l.readyTimer == nil {
 		l.readyTimer = time.NewTimer(l.cfg.ReadyRetryInterval)
@@ -498,7 +507,9 @@ func (l *loop) handleFrame(frame []byte) (done bool, err error) {
 	case typeAck:
 		l.handleAck(msg.Data)
 	case typeHeartbeat:
-		l.hbSeen = true
+		if l.reg == regAcked {
+			l.reg = regHeard
+		}
 		l.lastHB = time.Now()
 		l.verifyBy = time.Time{}
 	case typeSpawn:
@@ -531,14 +542,12 @@ func (l *loop) handleFrame(frame []byte) (done bool, err error) {
 
 func (l *loop) handleAck(data any) {
 	l.index = parseAckIndex(data)
-	if !l.registering {
+	if l.reg != regAsking {
 		l.log.Debug("duplicate ack", "index", l.index)
 		return
 	}
-	l.registering = false
-	l.registered = true
+	l.reg = regAcked
 	l.everAcked = true
-	l.hbSeen = false
 	l.lastHB = time.Now()
 	stopTimer(l.readyTimer)
 	stopTimer(l.connTimer)
@@ -681,12 +690,12 @@ func (l *loop) handleEvent(ev peerEvent) {
 				return
 			}
 			l.log.Warn("reconnected to the same master; users kept running")
-			if l.registered && l.hbSeen {
+			if l.reg == regHeard {
 				l.verifyBy = time.Now().Add(reconnectVerifyBeats * l.cfg.HeartbeatInterval)
 			}
 			return
 		}
-		if l.registering {
+		if l.reg == regAsking {
 			l.sendClientReady() // the first one may have been dropped before the connection existed
 		}
 	}
@@ -696,7 +705,7 @@ func (l *loop) handleEvent(ev peerEvent) {
 // it sends heartbeats (2.19+) since the last ack, and the shorter check
 // after a reconnect.
 func (l *loop) checkMasterTimeout(now time.Time) {
-	if !l.registered || !l.hbSeen || l.phase != phaseNormal {
+	if l.reg != regHeard || l.phase != phaseNormal {
 		return
 	}
 	if !l.verifyBy.IsZero() && now.After(l.verifyBy) {
@@ -729,7 +738,7 @@ func (l *loop) onSpawn(env runner.Env) {
 
 // sendLogs sends the recent log lines to a 2.29+ master when they changed.
 func (l *loop) sendLogs() {
-	if l.cfg.LogLines == nil || !l.broadcasts || !l.registered || l.peerLost {
+	if l.cfg.LogLines == nil || !l.broadcasts || !l.reg.acked() || l.peerLost {
 		return
 	}
 	lines := l.logLines()
@@ -774,9 +783,7 @@ func (l *loop) masterLost(reason string) {
 	}
 	l.log.Warn("master lost: stopping users and re-registering", "reason", reason)
 	l.broadcasts = false // the next master may be another version
-	l.registered = false
-	l.registering = false
-	l.hbSeen = false
+	l.reg = regNone
 	stopTimer(l.readyTimer)
 	l.beginStop(phaseResetting, 0)
 }
@@ -828,7 +835,7 @@ func (l *loop) stopFinished() (done bool) {
 		l.sendStats(now)
 		l.send(typeClientStopped, nil)
 		l.state = stateReady
-		l.registered, l.registering, l.hbSeen = false, false, false
+		l.reg = regNone
 		stopTimer(l.readyTimer)
 		// Like Python: sleep stop_timeout, then client_ready.
 		l.afterStop = time.NewTimer(max(l.stopTimeout, 0))
