@@ -1,11 +1,13 @@
 // Package worker is a Locust worker in Go: it joins an unmodified Python
 // Locust master (tested against Debian's 2.12.1 and 2.46.7) over ZeroMQ and
 // runs any runner.UserClass (the Dify users of tasks/ in difyload) on a
-// runner.Scheduler. It owns only the Locust protocol: the wire format
-// (message.go, decode.go), the loop and its states (worker.go) and the
-// transport (transport*.go, zmqwait*.go); the users' life cycle is runner's,
-// which `difyload run` uses without this package. The protocol facts it
-// relies on are written down in docs/locust-protocol.md.
+// runner.Scheduler. It owns only the Locust protocol, in files grouped by
+// direction: message.go (states and message types), inbound.go (decoding and
+// parsing what the master sends), outbound.go (building what the worker
+// sends), worker.go (the loop and its states) and the transport
+// (transport*.go, zmqwait*.go). The users' life cycle is runner's, which
+// `difyload run` uses without this package. The protocol facts it relies on
+// are written down in docs/locust-protocol.md.
 //
 // # Transport
 //
