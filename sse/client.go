@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/difyload/difyload/sse/internal/jsonscan"
 )
 
 // Defaults for zero Config and TransportConfig fields.
@@ -586,7 +588,7 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 		if res.FirstDataEvent.IsZero() {
 			res.FirstDataEvent = now
 		}
-		if !validJSON(ev.data) {
+		if !jsonscan.Valid(ev.data) {
 			if ev.partial {
 				return &StreamError{Phase: PhaseTruncated, Reason: term.truncated(), Err: io.ErrUnexpectedEOF}
 			}
@@ -749,7 +751,7 @@ func (c *Client) post(rn *run, req Request, out *Response) *StreamError {
 		return &StreamError{Phase: PhaseTooLarge, Reason: failBodyTooLarge,
 			Err: fmt.Errorf("sse: response body exceeds %d bytes", limit)}
 	}
-	if !validJSON(buf) {
+	if !jsonscan.Valid(buf) {
 		return &StreamError{Phase: PhaseDecode, Reason: failNotJSON,
 			Err: fmt.Errorf("POST %s: body is not valid JSON (%d bytes)", resp.Request.URL.Redacted(), len(buf))}
 	}

@@ -23,14 +23,15 @@ type rule struct {
 // mapRules is the package map of doc.go, as arrows.
 func mapRules() []rule {
 	return []rule{
-		{pkg: "sse"},
+		{pkg: "sse", allowed: []string{"sse/internal/jsonscan"}},
+		{pkg: "sse/internal/jsonscan"},
 		{pkg: "metrics"},
 		{pkg: "runner"},
 		{pkg: "difymock"},
 		{pkg: "report"},
 		{pkg: "internal/locustbin"},
-		{pkg: "workload", allowed: []string{"sse"}},
-		{pkg: "tasks", allowed: []string{"runner", "sse", "metrics", "workload"}},
+		{pkg: "workload", allowed: []string{"sse", "sse/internal/jsonscan"}},
+		{pkg: "tasks", allowed: []string{"runner", "sse", "sse/internal/jsonscan", "metrics", "workload"}},
 		{pkg: "worker", allowed: []string{"runner", "metrics"}},
 	}
 }

@@ -5,7 +5,9 @@
 // The package map, leaves first:
 //
 //	sse/             HTTP POST to Dify, SSE framing, event decoding, per-stream
-//	                 timings, the typed stream error. Imports nothing of ours.
+//	                 timings, the typed stream error. Imports nothing of ours
+//	                 but its own sse/internal/jsonscan (the allocation-free JSON
+//	                 scanners: validation, top-level fields, raw values).
 //	metrics/         Locust's stats model (entries, buckets, errors, totals) and
 //	                 the LLM half (TTFT/TPOT/inter-chunk/E2E histograms, goodput,
 //	                 JSONL, Prometheus). Imports nothing of ours.
