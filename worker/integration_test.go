@@ -3,9 +3,7 @@
 package worker
 
 import (
-	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -22,6 +20,7 @@ import (
 	"time"
 
 	"github.com/difyload/difyload/internal/locustbin"
+	"github.com/difyload/difyload/internal/locusttest"
 	"github.com/difyload/difyload/runner"
 )
 
@@ -72,15 +71,7 @@ class RetrieveUser(User):
         raise RuntimeError("Python never runs this: the Go worker does")
 `
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return locusttest.FreePort(t) }
 
 // master is one running locust master process.
 type master struct {
@@ -201,16 +192,8 @@ func runWorker(t *testing.T, cfg Config, classes []runner.UserClass, st StatsSou
 
 func csvRows(t *testing.T, path string) map[string][]string {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read %s: %v", path, err)
-	}
-	recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
-	if err != nil {
-		t.Fatalf("parse %s: %v", path, err)
-	}
 	out := map[string][]string{}
-	for i, r := range recs {
+	for i, r := range locusttest.ReadCSV(t, path) {
 		if i == 0 || len(r) < 4 {
 			continue
 		}
