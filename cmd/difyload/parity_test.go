@@ -15,6 +15,7 @@ import (
 
 	"github.com/difyload/difyload/metrics"
 	"github.com/difyload/difyload/runner"
+	"github.com/difyload/difyload/tasks"
 )
 
 func TestParseLevelLocustNames(t *testing.T) {
@@ -191,5 +192,25 @@ func TestKeepNamed(t *testing.T) {
 	got := keepNamed(all, []string{"WorkflowUser", "Absent", "ChatUser"})
 	if len(got) != 2 || got[0].Name() != "ChatUser" || got[1].Name() != "WorkflowUser" {
 		t.Fatalf("got %v", got)
+	}
+}
+
+// TestOnSpawnAppliesLLMOptions: the master's LLM options (slo_ttft, llm_rows) reach the
+// LLM observer at each spawn, through the one OnSpawn hook, and the worker's own flags win.
+func TestOnSpawnAppliesLLMOptions(t *testing.T) {
+	t.Parallel()
+	llm := metrics.NewLLM(metrics.SLO{TPOT: 30 * time.Millisecond}) // the worker's --slo-tpot
+	obs := tasks.NewLLMObserver(tasks.LLMObserverConfig{LLM: llm, Recorder: metrics.NewStats()})
+	opts := masterOptions{stats: &servedStats{stats: metrics.NewStats()}, llmObs: obs}
+	opts.onSpawn(runner.Env{ParsedOptions: map[string]any{tasks.OptionSLOTTFT: int64(150), tasks.OptionSLOTPOT: int64(5), tasks.OptionLLMRows: true}})
+	if got := llm.SLO(); got.TTFT != 150*time.Millisecond || got.TPOT != 30*time.Millisecond {
+		t.Errorf("SLO after a spawn with slo_ttft=150, slo_tpot=5: %+v, want TTFT 150ms and the flag's TPOT 30ms", got)
+	}
+	if !obs.RowsEnabled() {
+		t.Error("llm_rows from the master did not turn the extra rows on")
+	}
+	opts.onSpawn(runner.Env{}) // a later spawn without the options: back to the flags
+	if got := llm.SLO(); got.TTFT != 0 || obs.RowsEnabled() {
+		t.Errorf("after a spawn without options: SLO %+v, rows %v; want the flags' values", got, obs.RowsEnabled())
 	}
 }
