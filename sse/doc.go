@@ -2,6 +2,13 @@
 // the text/event-stream reply into events, decodes just enough of each Dify event for timing,
 // and reports per-stream timings (Result) or one typed error (*StreamError).
 //
+// Files: config.go (Config, TransportConfig, NewTransport), types.go (Request, Result, Usage,
+// Response), client.go (Stream and Post), reader.go (SSE framing), decode.go and terminal.go
+// (Dify events), mode.go and rules.go (per app mode), kstamp*.go (receive times), errors.go
+// (StreamError and the failure names).
+// The allocation-free JSON scanners they use live in sse/internal/jsonscan; the Dify
+// wire facts they rely on are in docs/dify-wire.md.
+//
 // # Transport
 //
 // NewTransport builds the one http.Transport a process should share: keep-alive with a large
