@@ -145,6 +145,26 @@ def _fmt_seconds(s):
     return f"{int(s)}s"
 
 
+_PING = b"event: ping\n\n"
+
+
+def _only_pings(chunk):
+    """Whether a read holds nothing but ping frames (the relay's keep-alive, not data)."""
+    return bool(chunk) and len(chunk) % len(_PING) == 0 and chunk == _PING * (len(chunk) // len(_PING))
+
+
+def _stream_socket(resp):
+    """The socket under a streamed requests response, so its read timeout can follow the
+    stream's deadlines; None if this urllib3/http.client does not expose it (then the read
+    timeout _DifyUser._post set stays: the first-token timeout)."""
+    try:
+        sock = resp.raw._fp.fp.raw._sock
+        sock.gettimeout()
+        return sock
+    except (AttributeError, OSError):
+        return None
+
+
 class _Stream:
     """Reads a Dify SSE answer and keeps the timings the rows need."""
 
@@ -168,17 +188,54 @@ class _Stream:
         self.usage = {}  # message_end metadata.usage
         self.message_id = None  # of the first answer chunk (per-request JSONL, benchmarks)
         self.wf_end = None
+        self.pings = 0
+        # Dify 1.13 relays chatflow and workflow runs: one ping, then silence while the run
+        # waits for a job worker. As in the Go client (sse), before the first read that is
+        # more than pings only the first-token and stream timeouts apply; then the idle one.
+        self.relayed = mode in ("chatflow", "workflow", "")
+        self.idle_armed = False
+        self.sock = _stream_socket(resp)
+        self.bound = None  # the timeout the socket's read timeout stands for
+
+    def _arm(self, now):
+        """Sets the socket's read timeout to the nearest deadline and remembers which it is."""
+        limits = [(self.start + self.stream_timeout - now, "stream")]
+        if self.first_token is None:
+            limits.append((self.start + FIRST_TOKEN_TIMEOUT - now, "first"))
+        if self.idle_armed:
+            limits.append((IDLE_TIMEOUT, "idle"))
+        left, self.bound = min(limits)
+        if self.sock is not None:
+            try:
+                self.sock.settimeout(max(left, 0.001))
+            except OSError:
+                self.sock = None
+
+    def _timed_out(self):
+        """The failure name of a read that timed out (the deadline _arm set)."""
+        if self.bound == "stream":
+            return f"timeout: stream longer than {_fmt_seconds(self.stream_timeout)}"
+        if self.bound == "first":
+            if self.relayed and self.first_event is None and self.pings > 0:
+                return f"timeout: only a ping in {_fmt_seconds(FIRST_TOKEN_TIMEOUT)} (queued, or missing required inputs)"
+            return f"timeout: no first token after {_fmt_seconds(FIRST_TOKEN_TIMEOUT)}"
+        return f"timeout: no event for {_fmt_seconds(IDLE_TIMEOUT)}"
 
     def _events(self):
         buf = b""
         data = []
+        ping = False  # the event being read is a ping (event: ping, no data)
+        self._arm(time.time())
         for chunk in self.resp.iter_content(chunk_size=None):
             now = time.time()
             self.bytes += len(chunk)
             if self.first_token is None and now - self.start > FIRST_TOKEN_TIMEOUT:
-                raise StreamFailure(f"timeout: no first token after {_fmt_seconds(FIRST_TOKEN_TIMEOUT)}")
+                self.bound = "first"
+                raise StreamFailure(self._timed_out())
             if now - self.start > self.stream_timeout:
                 raise StreamFailure(f"timeout: stream longer than {_fmt_seconds(self.stream_timeout)}")
+            if not self.idle_armed and not _only_pings(chunk):
+                self.idle_armed = True
             buf += chunk
             while True:
                 i = min((p for p in (buf.find(b"\n"), buf.find(b"\r")) if p >= 0), default=-1)
@@ -196,16 +253,22 @@ class _Stream:
                     if data:
                         yield b"\n".join(data), now
                         data = []
+                    elif ping:
+                        self.pings += 1
+                    ping = False
                     continue
                 if line.startswith(b":"):
                     continue
                 field, _, value = line.partition(b":")
                 if value.startswith(b" "):
                     value = value[1:]
+                if field == b"event":
+                    ping = value == b"ping"
                 if field == b"data":
                     data.append(value)
                     if sum(len(d) for d in data) > MAX_EVENT_SIZE:
                         raise StreamFailure("event too large")
+            self._arm(time.time())
         if buf.startswith(b"data:"):
             value = buf[5:]
             data.append(value[1:] if value.startswith(b" ") else value)
@@ -262,14 +325,14 @@ class _Stream:
         except StreamFailure as f:
             return str(f)
         except requests.exceptions.ConnectionError as e:
-            if isinstance(e.__cause__, Exception) and "timed out" in repr(e):
-                return f"timeout: no event for {_fmt_seconds(IDLE_TIMEOUT)}"
+            if "timed out" in repr(e):  # requests wraps urllib3's ReadTimeoutError
+                return self._timed_out()
             if "reset" in repr(e).lower() or "ProtocolError" in repr(e):
                 return "connection reset during stream"
             return "read error: connection"
         except requests.exceptions.RequestException as e:
             if "timed out" in repr(e):
-                return f"timeout: no event for {_fmt_seconds(IDLE_TIMEOUT)}"
+                return self._timed_out()
             return "connection reset during stream"
         if self.workflow_app:
             return "stream ended before workflow_finished"
@@ -332,7 +395,11 @@ class _DifyUser(User):
             data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
             stream=stream,
-            timeout=(10, min(timeout, IDLE_TIMEOUT) if timeout else IDLE_TIMEOUT),
+            # Until the headers, and until the first data of a stream (_Stream then takes
+            # over the socket's read timeout), only the first-token and whole-request timeouts
+            # apply: a run queued in Dify 1.13 is silent, not idle.
+            timeout=(10, min(float(timeout), FIRST_TOKEN_TIMEOUT) if timeout else FIRST_TOKEN_TIMEOUT)
+            if stream else (10, min(float(timeout), IDLE_TIMEOUT) if timeout else IDLE_TIMEOUT),
         )
 
     def _secret(self, t, prefix):
@@ -406,6 +473,16 @@ class _DifyUser(User):
         start = time.time()
         try:
             resp = self._post(path, key, body, stream=True, timeout=timeout)
+        except requests.exceptions.ReadTimeout:
+            # No headers within the first-token (or a shorter whole-request) timeout: the name
+            # the Go worker gives it, on the POST row.
+            if timeout and float(timeout) < FIRST_TOKEN_TIMEOUT:
+                failure = f"timeout: stream longer than {_fmt_seconds(float(timeout))}"
+            else:
+                failure = f"timeout: no first token after {_fmt_seconds(FIRST_TOKEN_TIMEOUT)}"
+            _fire(env, "POST", post, start, time.time(), failure=failure)
+            _llm_observe(env, flow, start, None, "connect", turn)
+            return None
         except requests.exceptions.RequestException as e:
             _fire(env, "POST", post, start, time.time(), failure=_connect_failure(e))
             _llm_observe(env, flow, start, None, "connect", turn)
