@@ -5,8 +5,8 @@
 #     Markdown emphasis kept) appears twice among the repository's Markdown files, in one file
 #     or in two (fenced code blocks, headings and images are not compared: commands and
 #     sample output may repeat; generated files under bench/results/ and testdata/ are skipped);
-#   - a relative link [text](path) or image points at a file or directory that does not exist
-#     (the #anchor part is not checked).
+#   - a relative link [text](path) or image points at a file or directory that does not exist,
+#     or its #anchor names no heading of the Markdown file it points at (GitHub's slugs).
 # Run by scripts/test.sh; alone: scripts/check-docs.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +30,18 @@ if n > MAX_README:
 item = re.compile(r"^\s*([-*+]|\d+\.)\s+")
 link = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 seen = {}
+
+def anchors(path):
+    """GitHub's heading slugs of a Markdown file (outside code blocks)."""
+    out, fence = set(), False
+    with open(path, encoding="utf-8") as f:
+        for raw in f:
+            if raw.lstrip().startswith("```"):
+                fence = not fence
+            elif not fence and re.match(r"^#{1,6} ", raw):
+                h = re.sub(r"^#+ ", "", raw.strip()).lower()
+                out.add(re.sub(r"[^\w\- ]", "", h).replace(" ", "-"))
+    return out
 
 def units(path):
     """Yields (line, text) for each paragraph, list item and table row outside code."""
@@ -81,11 +93,16 @@ for path in files:
     text = re.sub(r"```.*?```", "", text, flags=re.S)
     for m in link.finditer(text):
         target = m.group(1)
-        if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+        if re.match(r"^[a-z]+:", target):
             continue
-        target = target.split("#", 1)[0]
-        if not os.path.exists(os.path.normpath(os.path.join(base, target))):
+        if target.startswith("#"):
+            target = os.path.basename(path) + target
+        target, _, anchor = target.partition("#")
+        dest = os.path.normpath(os.path.join(base, target))
+        if not os.path.exists(dest):
             bad.append(f"{path}: broken link {m.group(1)}")
+        elif anchor and dest.endswith(".md") and anchor not in anchors(dest):
+            bad.append(f"{path}: link {m.group(1)}: no heading #{anchor} in {dest}")
 
 for b in bad:
     print(b)
