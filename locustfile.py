@@ -11,6 +11,10 @@ Rows (Type, Name):
   SSE  Full Response              time to the terminal event; size = completion tokens
   POST /v1/datasets/[id]/retrieve time to the whole JSON answer
 
+Aggregated (and the header's RPS, the Charts tab) counts the requests the target served: the
+SSE rows stay out of it except for their failures (difyload_parity.py; --dify-aggregate-all
+for the plain sum of every row).
+
 Works with Locust 2.12.1 (Debian bookworm) and 2.46.x.
 """
 
@@ -24,6 +28,7 @@ from locust.user import wait_time as _locust_wait  # noqa: E402
 
 import requests  # noqa: E402
 
+import difyload_parity  # noqa: E402,F401  Aggregated counts served requests; see its docstring
 import difyload_workload as _dw  # noqa: E402  (beside this file; Locust puts its dir on sys.path)
 
 # The Dify-compatible mock's built-in keys (difymock/doc.go); a real Dify needs real keys.

@@ -663,7 +663,7 @@ def main():
     ap.add_argument("--difyload", required=True)
     ap.add_argument("--floor", required=True)
     ap.add_argument("--locust-latest", default=os.environ.get("DIFYLOAD_LOCUST_LATEST")
-                    or os.path.join(ROOT, "..", "shared", "tools", "locust-latest"),
+                    or os.path.join(ROOT, "scripts", "locust-latest.sh"),
                     help="Locust 2.46 launcher for the master and Python workers [env DIFYLOAD_LOCUST_LATEST]")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--work", default="/tmp/difyload-bench")

@@ -5,7 +5,7 @@
 #   bench/run.sh --smoke         # CI smoke: floor + difyload worker, tiny, < 60 s, results in a temp dir
 #   bench/run.sh --generators floor,difyload --shapes fast   # any bench.py option
 #
-# Needs: Go, taskset (util-linux), libczmq-dev, the Locust 2.46 launcher ($DIFYLOAD_LOCUST_LATEST)
+# Needs: Go, taskset (util-linux), libczmq-dev, the Locust 2.46 launcher ($DIFYLOAD_LOCUST_LATEST, default scripts/locust-latest.sh)
 # for the master and Python workers, python3; python3-matplotlib for the chart (optional).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

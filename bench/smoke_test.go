@@ -26,7 +26,7 @@ func TestSmoke(t *testing.T) {
 			t.Skipf("%s not installed", tool)
 		}
 	}
-	latest, err := filepath.Abs("../../shared/tools/locust-latest")
+	latest, err := filepath.Abs("../scripts/locust-latest.sh")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,7 +93,7 @@ faults="$faults,invalid_utf8=0.01,terminal_swap=0.01,retrieve_500=0.01"
 	--faults "$faults" >"$work/mock.log" 2>&1 &
 pids+=($!)
 mkdir -p "$work/m"
-cp "$here/locustfile.py" "$work/m/locustfile.py"
+cp "$here/locustfile.py" "$here"/difyload_*.py "$work/m/"
 (cd "$work/m" && exec "$locust" -f locustfile.py --master --master-bind-host 127.0.0.1 --master-bind-port "$mport" \
 	--web-host 127.0.0.1 --web-port "$wport" --host "$mock" --stop-timeout 3 --loglevel WARNING) >"$work/master.log" 2>&1 &
 pids+=($!)

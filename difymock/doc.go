@@ -5,7 +5,7 @@
 //
 // # Wire format
 //
-// Responses follow /work/shared/reference/dify-api.md byte for byte:
+// Responses follow Dify 1.13.3's service API byte for byte:
 //
 //   - every response carries X-Version (the Dify version, 1.13.3 by
 //     default) and X-Env: PRODUCTION;

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/difyload/difyload/difymock"
+	"github.com/difyload/difyload/internal/locustbin"
 )
 
 // binary is the difyload binary built once for the package by TestMain.
@@ -58,26 +59,10 @@ var masterVersions = []string{"2.12.1", "latest"}
 
 func (e *env) locustCommand(t *testing.T, version string) []string {
 	t.Helper()
-	switch version {
-	case "2.12.1":
-		p := os.Getenv("DIFYLOAD_LOCUST_2_12")
-		if p == "" {
-			p = "/usr/bin/locust"
-		}
-		if _, err := os.Stat(p); err != nil {
-			t.Skipf("Locust 2.12.1 not installed at %s (apt-get install python3-locust)", p)
-		}
-		return []string{p}
-	default:
-		p := os.Getenv("DIFYLOAD_LOCUST_LATEST")
-		if p == "" {
-			p = filepath.Join(e.root, "..", "shared", "tools", "locust-latest")
-		}
-		if _, err := os.Stat(p); err != nil {
-			t.Skipf("locust-latest wrapper not found at %s", p)
-		}
-		return []string{"bash", p}
+	if version != locustbin.V2_12 {
+		version = locustbin.Latest
 	}
+	return locustbin.Require(t, version) // skips, or fails when CI=true
 }
 
 // proc is a process a test started; it is stopped by PID at cleanup.

@@ -116,7 +116,7 @@ func TestMasterUnreachableAtStart(t *testing.T) {
 
 // fakeMaster is a ZeroMQ ROUTER that plays a master badly: it sends malformed and
 // unexpected frames. Everything the worker sends back is checked against the rules that
-// keep a real master's listener alive (/work/shared/reference/locust-protocol.md).
+// keep a real master's listener alive (worker/doc.go, "Messages").
 type fakeMaster struct {
 	t        *testing.T
 	sock     *goczmq.Sock

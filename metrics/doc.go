@@ -1,6 +1,6 @@
 // Package metrics is difyload's Locust-compatible statistics model.
 //
-// It has four parts:
+// It has five parts:
 //
 //   - [Stats] collects [Sample]s from many goroutines and, on [Stats.Drain],
 //     returns a [Report]: the delta for one reporting interval in exactly the
@@ -16,6 +16,9 @@
 //     and renders Locust-style console tables ([Cumulative.WriteTable]) and
 //     CSV files ([Cumulative.WriteCSV], [Cumulative.WriteFailuresCSV]) for the
 //     stand-alone "difyload run" mode and for tests.
+//   - [ServedTotal] is the Aggregated entry difyload reports: the request rows
+//     summed, the stream rows ([MethodStream], "SSE") left out except for their
+//     failures, so Aggregated counts the requests the target served.
 //   - [Histogram] is an exact, mergeable HDR histogram (1 µs .. 1 h, three
 //     significant digits) for LLM-specific metrics that Locust's two-digit
 //     buckets are too coarse for.

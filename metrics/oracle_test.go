@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/difyload/difyload/internal/locustbin"
 )
 
 func TestMain(m *testing.M) {
@@ -18,8 +20,8 @@ func TestMain(m *testing.M) {
 // copied next to stub modules so the host python3 can import locust.stats
 // without gevent or the rest of Locust.
 const (
-	locustLatestDir = "/var/tmp/locust-latest/usr/lib/python3/dist-packages/locust" // 2.46.7
-	locustOldDir    = "/usr/lib/python3/dist-packages/locust"                       // 2.12.1
+	locustPkg    = "usr/lib/python3/dist-packages/locust"  // inside the locust-latest chroot: 2.46.7
+	locustOldDir = "/usr/lib/python3/dist-packages/locust" // 2.12.1
 )
 
 // python runs script with python3 (skipping the test when there is none),
@@ -28,7 +30,7 @@ func python(t *testing.T, dir, script string, stdin []byte) []byte {
 	t.Helper()
 	py, err := exec.LookPath("python3")
 	if err != nil {
-		t.Skip("python3 not installed")
+		locustbin.Missing(t, "python3 not installed")
 	}
 	cmd := exec.CommandContext(t.Context(), py, "-c", script)
 	cmd.Stdin = bytes.NewReader(stdin)
@@ -50,8 +52,9 @@ func python(t *testing.T, dir, script string, stdin []byte) []byte {
 // util/rounding.py plus a stub gevent module, or skips the test.
 func locustStats(t *testing.T) string {
 	t.Helper()
+	locustLatestDir := filepath.Join(locustbin.ChrootRoot(), locustPkg)
 	if _, err := os.Stat(filepath.Join(locustLatestDir, "stats.py")); err != nil {
-		t.Skip("Locust 2.46 sources not available")
+		locustbin.Missing(t, "Locust 2.46 sources not available (scripts/setup.sh builds them)")
 	}
 	dir := t.TempDir()
 	files := map[string]string{

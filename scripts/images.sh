@@ -6,7 +6,7 @@
 #   golang:1.26-bookworm    that rootfs + gcc/pkg-config/git/libczmq-dev (chroot apt-get)
 #                           + this machine's Go toolchain at /usr/local/go
 #   difyload/locust:2.12.1  that rootfs + Debian's python3-locust + python3-requests
-#   difyload/locust:2.46    the Debian sid chroot that ../shared/tools/locust-latest builds
+#   difyload/locust:2.46    the Debian sid chroot that scripts/locust-latest.sh builds
 #                           (Locust 2.46.x), copied without its /proc and bind mounts;
 #                           also tagged locustio/locust:<its version> (e.g. 2.46.7)
 #
@@ -30,7 +30,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 CACHE="${DIFYLOAD_IMAGE_CACHE:-/var/cache/difyload-images}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 LATEST_ROOT="${LOCUST_LATEST_ROOT:-/var/tmp/locust-latest}"
-LATEST_WRAPPER="${DIFYLOAD_LOCUST_LATEST:-$here/../shared/tools/locust-latest}"
+LATEST_WRAPPER="${DIFYLOAD_LOCUST_LATEST:-$here/scripts/locust-latest.sh}"
 GO_VERSION_TAG="1.26"
 IMG_DEBIAN="debian:bookworm-slim"
 IMG_GOLANG="golang:${GO_VERSION_TAG}-bookworm"

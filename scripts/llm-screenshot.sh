@@ -4,9 +4,9 @@
 # 200 ms). Needs chromium (apt-get install chromium) and the locust-latest chroot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-LATEST=${DIFYLOAD_LOCUST_LATEST:-$(cd .. && pwd)/shared/tools/locust-latest}
+LATEST=${DIFYLOAD_LOCUST_LATEST:-$(pwd)/scripts/locust-latest.sh}
 go build -tags goczmq -o difyload ./cmd/difyload
-work=/tmp/difyload-e2e/shot; mkdir -p "$work"; cp locustfile.py "$work/"
+work=/tmp/difyload-e2e/shot; mkdir -p "$work"; cp locustfile.py difyload_*.py "$work/"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT

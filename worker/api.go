@@ -84,7 +84,9 @@ type Config struct {
 	// MasterTimeout is how long master heartbeat replies (Locust 2.19+) may
 	// stop before the worker treats the master as lost: users stop, the
 	// state goes back to ready and client_ready is re-sent. It applies only
-	// once a heartbeat reply was seen since the last ack. 0 → 5s.
+	// once a heartbeat reply was seen since the last ack. 0 → 60s, Python's
+	// MASTER_HEARTBEAT_TIMEOUT (a Python worker quits there; this one waits
+	// for a master instead).
 	MasterTimeout time.Duration
 	// ShutdownGrace is how long in-flight tasks may finish when Run's ctx is
 	// cancelled and the master never sent a positive stop_timeout; 0 → 5s.
@@ -111,6 +113,16 @@ type Config struct {
 	// order frames arrive (a message sent before a spawn is handled before
 	// it), so it must not block. data is the decoded msgpack value.
 	OnMessage func(typ string, data any)
+	// OnSpawn, if set, is called on the loop goroutine for every spawn the
+	// worker accepts, before its users are started, with the Env they get:
+	// the master's parsed_options tell the embedder which master it serves.
+	OnSpawn func(env Env)
+	// LogLines, if set, returns the worker's recent log lines, oldest first
+	// (at most 500, like Python's log_reader). They are sent in a "logs"
+	// message every 10 s when they changed, for the Logs tab of Locust 2.29+
+	// masters, and only once the master has shown it is one (its
+	// spawning_complete broadcast): older masters log unknown messages.
+	LogLines func() []string
 	// Extras, if set, returns extra keys merged into every stats payload.
 	// The five standard keys cannot be overridden. Values must be msgpack
 	// encodable (nil, bool, numbers, strings, slices, string-keyed maps).
@@ -134,7 +146,7 @@ const (
 	defaultStatsInterval      = 3 * time.Second
 	defaultReadyRetryInterval = 5 * time.Second
 	defaultConnectTimeout     = 5 * time.Minute
-	defaultMasterTimeout      = 5 * time.Second
+	defaultMasterTimeout      = 60 * time.Second
 	defaultShutdownGrace      = 5 * time.Second
 	defaultQuitGrace          = 300 * time.Millisecond
 )

@@ -36,12 +36,19 @@
 //	              (also at once when the transport reports a connection)
 //	heartbeat     {"state", "current_cpu_usage" (float %), "current_memory_usage" (int RSS)} every second
 //	stats         {"stats", "stats_total", "errors", "user_classes_count", "user_count"} (+ Extras)
-//	              every StatsInterval in every state, and at stop, master loss and quit
+//	              every StatsInterval in every state while connected, and at stop, master loss
+//	              and quit; the counts include users still finishing their task after a stop
+//	logs          {"worker_id", "logs"}: Config.LogLines every 10 s when they changed, only to
+//	              masters that broadcast spawning_complete (2.29+, which have a Logs tab)
 //	spawning      nil, first reply to every spawn (also a stale one)
 //	spawning_complete {"user_classes_count": every class incl. zeros, "user_count": sum}
 //	client_stopped nil, after a stop
 //	exception     {"msg", "traceback"}: a panic in RunTask or a non-nil error
 //	quit          nil, on master quit and on shutdown
+//
+// current_cpu_usage is the share of the CPU the worker may use: CPU time over wall time ×
+// GOMAXPROCS, so 100 means all its cores are busy and the master's 90 % warning means
+// saturated (psutil's per-core figure would fire at about one core of a multi-core worker).
 //
 // Error entries carry first_seen/last_seen (2.44+). 2.12.1 ignores them:
 // StatsError.unserialize reads only method, name, error and occurrences.
@@ -79,20 +86,29 @@
 //
 // # Losing the master
 //
-// A restarted master does not know the worker and ignores its heartbeats.
-// Two triggers make the worker stop its users at once, report ready and
-// re-send client_ready until acked, without a process restart:
+// The worker tolerates what a Python worker tolerates and recognises a new master:
 //
-//   - Master heartbeats (2.19+ reply to every heartbeat): if they stop for
-//     MasterTimeout (5 s). This applies only if at least one reply arrived
-//     since the last ack, so 2.12.1 masters (which never send any) are not
-//     affected.
-//   - The socket monitor: a DISCONNECTED followed by a HANDSHAKE_SUCCEEDED
-//     means a new peer. This is what catches a restarted 2.12.1 master (and
-//     catches 2.46.7 sooner than the heartbeat timeout). A mere TCP blip to
-//     the same master also re-registers; the master then sees a fresh ready
-//     node, which is harmless but drops this node's users until the next
-//     start (Locust only rebalances with --enable-rebalancing).
+//   - Master heartbeats (2.19+ reply to every heartbeat) may stop for MasterTimeout
+//     (60 s, Python's MASTER_HEARTBEAT_TIMEOUT) before the master counts as lost; this
+//     applies only if a reply arrived since the last ack, so 2.12.1 masters (which never
+//     send any) are not affected. A lost master: users stop at once, the state goes back
+//     to ready and client_ready is re-sent until acked, without a process restart (a
+//     Python worker exits instead).
+//   - A disconnect alone changes nothing: users keep running, and stats are not drained
+//     while the connection is down (the frames would be dropped), so the samples reach the
+//     master after the reconnect. The socket monitor's events decide what the next session
+//     is. libzmq schedules one connection attempt after a disconnect (CONNECT_RETRIED); if
+//     it succeeds, the master's port never went away: the same master, and the session
+//     goes on. A 2.19+ master must then answer a heartbeat within 5 heartbeat intervals,
+//     or it does not know this node and the worker re-registers. More attempts mean the
+//     port refused or timed out: the master process was gone, whatever answers now is a
+//     new master, and the worker re-registers at once (this is what catches a restarted
+//     2.12.1 master, and a restarted 2.46 master within a second).
+//
+// --reset-stats: a spawn whose parsed_options have reset_stats drops the stats recorded and
+// not yet reported, and so does a 2.29+ master's spawning_complete broadcast, which comes
+// when the master resets (custom messages are kept, as the master keeps what its
+// locustfile aggregated).
 //
 // ConnectTimeout bounds only the first registration: with no ack at all
 // since Run started, Run returns an error (meanwhile every retry of

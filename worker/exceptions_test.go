@@ -72,20 +72,20 @@ func TestParseStack(t *testing.T) {
 runtime/debug.Stack()
 	/usr/local/go/src/runtime/debug/stack.go:26 +0x5e
 github.com/difyload/difyload/worker.(*Scheduler).runTaskSafely.func1()
-	/work/main/worker/scheduler.go:215 +0x45
+	/src/difyload/worker/scheduler.go:215 +0x45
 panic({0x6a2b40?, 0xc000012345?})
 	/usr/local/go/src/runtime/panic.go:785 +0x132
 github.com/difyload/difyload/tasks.(*chat).step(0xc0000a4000, {0x7, 0x8})
-	/work/main/tasks/chat.go:42 +0x1d
+	/src/difyload/tasks/chat.go:42 +0x1d
 github.com/difyload/difyload/tasks.(*chat).RunTask(...)
-	/work/main/tasks/chat.go:30
+	/src/difyload/tasks/chat.go:30
 github.com/difyload/difyload/worker.(*Scheduler).runTaskSafely(0xc000100000, {0x7bca58, 0xc00007c280}, {0x7a556f, 0x8}, {0x7bbc28, 0xc00010b680})
-	/work/main/worker/scheduler.go:222 +0xde
+	/src/difyload/worker/scheduler.go:222 +0xde
 created by github.com/difyload/difyload/worker.(*Scheduler).startLocked in goroutine 7
-	/work/main/worker/scheduler.go:165 +0x650
+	/src/difyload/worker/scheduler.go:165 +0x650
 `
-	want := `  File "/work/main/tasks/chat.go", line 30, in github.com/difyload/difyload/tasks.(*chat).RunTask
-  File "/work/main/tasks/chat.go", line 42, in github.com/difyload/difyload/tasks.(*chat).step
+	want := `  File "/src/difyload/tasks/chat.go", line 30, in github.com/difyload/difyload/tasks.(*chat).RunTask
+  File "/src/difyload/tasks/chat.go", line 42, in github.com/difyload/difyload/tasks.(*chat).step
 `
 	if got := panicTraceback(stack); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)

@@ -20,31 +20,33 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/difyload/difyload/internal/locustbin"
 )
 
 // Integration tests against real Locust masters on 127.0.0.1.
 
 type locustVersion struct {
 	name   string
-	bin    string
-	chroot bool // locust-latest: paths must be under cmd.Dir, which it bind-mounts
+	argv   []string // command prefix that runs this Locust
+	chroot bool     // locust-latest: paths must be under cmd.Dir, which it bind-mounts
 }
 
 func locustVersions(t *testing.T) []locustVersion {
-	all := []locustVersion{
-		{name: "2.12.1", bin: "/usr/bin/locust"},
-		{name: "2.46.7", bin: "/work/shared/tools/locust-latest", chroot: true},
-	}
 	var out []locustVersion
-	for _, v := range all {
-		if _, err := os.Stat(v.bin); err != nil {
-			t.Logf("skipping Locust %s: %s not found", v.name, v.bin)
+	for _, v := range []struct{ name, version string }{{"2.12.1", locustbin.V2_12}, {"2.46.7", locustbin.Latest}} {
+		argv, err := locustbin.Command(v.version)
+		if err != nil {
+			if locustbin.InCI() {
+				t.Fatalf("CI: %v", err)
+			}
+			t.Logf("skipping Locust %s: %v", v.name, err)
 			continue
 		}
-		out = append(out, v)
+		out = append(out, locustVersion{name: v.name, argv: argv, chroot: v.version == locustbin.Latest})
 	}
 	if len(out) == 0 {
-		t.Skip("no Locust binaries found (/usr/bin/locust, /work/shared/tools/locust-latest)")
+		locustbin.Missing(t, "no Locust master found (scripts/setup.sh installs both)")
 	}
 	return out
 }
@@ -100,7 +102,7 @@ func startMaster(t *testing.T, v locustVersion, dir string, args ...string) *mas
 	}
 	full := append([]string{"-f", lf, "--master", "--master-bind-host", "127.0.0.1"}, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	cmd := exec.CommandContext(ctx, v.bin, full...)
+	cmd := exec.CommandContext(ctx, v.argv[0], append(v.argv[1:len(v.argv):len(v.argv)], full...)...)
 	cmd.Dir = dir
 	cmd.Stdout = logf
 	cmd.Stderr = logf
@@ -108,7 +110,7 @@ func startMaster(t *testing.T, v locustVersion, dir string, args ...string) *mas
 	if err := cmd.Start(); err != nil {
 		cancel()
 		logf.Close()
-		t.Fatalf("start %s: %v", v.bin, err)
+		t.Fatalf("start %s: %v", v.argv, err)
 	}
 	m := &master{cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() {
@@ -160,10 +162,7 @@ func unmountChroot(t *testing.T, v locustVersion, dir string) {
 		return
 	}
 	t.Cleanup(func() {
-		root := os.Getenv("LOCUST_LATEST_ROOT")
-		if root == "" {
-			root = "/var/tmp/locust-latest"
-		}
+		root := locustbin.ChrootRoot()
 		_ = exec.Command("umount", "-l", root+dir).Run()
 	})
 }

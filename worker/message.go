@@ -31,6 +31,7 @@ const (
 	typeClientStopped    = "client_stopped"
 	typeQuit             = "quit"
 	typeException        = "exception"
+	typeLogs             = "logs" // 2.29+: the master's Logs tab
 
 	typeAck       = "ack"
 	typeSpawn     = "spawn"
@@ -97,6 +98,13 @@ type heartbeatData struct {
 type countsData struct {
 	UserClassesCount map[string]int64 `msgpack:"user_classes_count"`
 	UserCount        int64            `msgpack:"user_count"`
+}
+
+// logsData is the logs payload: the worker's recent lines, all of them each
+// time (the master replaces what it had for worker_id).
+type logsData struct {
+	WorkerID string   `msgpack:"worker_id"`
+	Logs     []string `msgpack:"logs"`
 }
 
 // exceptionData is the exception payload (both keys mandatory).

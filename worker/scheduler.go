@@ -278,6 +278,22 @@ func (s *Scheduler) Counts() map[string]int {
 	return out
 }
 
+// Running returns the users whose goroutine has not exited yet per class,
+// every class included: running users plus users that were stopped and are
+// still finishing their task.
+func (s *Scheduler) Running() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.classes))
+	for _, c := range s.classes {
+		out[c.Name()] = 0
+	}
+	for u := range s.all {
+		out[u.class]++
+	}
+	return out
+}
+
 // StopAll stops every user: new work stops at once (waits are interrupted,
 // no new task starts), running tasks may finish for up to grace, then their
 // contexts are cancelled. Cancelling ctx cancels them at once. It returns

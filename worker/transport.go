@@ -20,6 +20,10 @@ const (
 	evConnected
 	// evDisconnected: an established session was lost.
 	evDisconnected
+	// evRetried: a connection attempt is scheduled again (libzmq's
+	// CONNECT_RETRIED): once after every disconnect, and once more after
+	// every attempt that was refused or timed out.
+	evRetried
 )
 
 func (e peerEvent) String() string {
@@ -28,6 +32,8 @@ func (e peerEvent) String() string {
 		return "connected"
 	case evDisconnected:
 		return "disconnected"
+	case evRetried:
+		return "retried"
 	}
 	return "none"
 }

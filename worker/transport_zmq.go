@@ -177,7 +177,7 @@ func (c *zmqConn) own(ep endpoint, id string, ready chan<- error) {
 
 	monAddr := fmt.Sprintf("inproc://difyload-monitor-%p", c)
 	cAddr := C.CString(monAddr)
-	rc := C.dl_monitor(sp, cAddr, C.ZMQ_EVENT_HANDSHAKE_SUCCEEDED|C.ZMQ_EVENT_DISCONNECTED)
+	rc := C.dl_monitor(sp, cAddr, C.ZMQ_EVENT_HANDSHAKE_SUCCEEDED|C.ZMQ_EVENT_DISCONNECTED|C.ZMQ_EVENT_CONNECT_RETRIED)
 	C.free(unsafe.Pointer(cAddr))
 	var mon *goczmq.Sock
 	if rc == 0 {
@@ -367,6 +367,8 @@ func monitorEvent(msg [][]byte) peerEvent {
 		return evConnected
 	case C.ZMQ_EVENT_DISCONNECTED:
 		return evDisconnected
+	case C.ZMQ_EVENT_CONNECT_RETRIED:
+		return evRetried
 	}
 	return evNone
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,14 @@ type Worker struct {
 const (
 	exceptionBudget = 100 // exception messages per stats interval
 	closeLinger     = time.Second
+	// logInterval is Python's WORKER_LOG_REPORT_INTERVAL.
+	logInterval = 10 * time.Second
+	// maxLogLines is the length of Python's log_reader deque.
+	maxLogLines = 500
+	// reconnectVerifyBeats: after a TCP reconnect to a master that answers
+	// heartbeats, this many heartbeat intervals without an answer mean the
+	// master does not know this node (it is a new one).
+	reconnectVerifyBeats = 5
 )
 
 // New validates cfg and returns a Worker for classes (at least one, unique
@@ -204,7 +213,14 @@ type loop struct {
 	// Master liveness.
 	hbSeen   bool // a master heartbeat arrived since the last ack (2.19+)
 	lastHB   time.Time
-	peerLost bool // transport saw a disconnect; the next connect is a new master
+	peerLost bool      // transport saw a disconnect and no new session yet
+	retries  int       // connection attempts scheduled since the disconnect
+	verifyBy time.Time // after a reconnect: a heartbeat must arrive by then (2.19+)
+
+	// What the master showed of itself.
+	broadcasts bool // it broadcast spawning_complete: 2.29+ (logs, reset-stats)
+	resetStats bool // the last spawn's parsed_options had reset_stats
+	logsSent   []string
 
 	// Spawn.
 	lastSpawnTS    float64
@@ -269,6 +285,8 @@ func (l *loop) run(ctx context.Context) (err error) {
 
 	hb := time.NewTicker(l.cfg.HeartbeatInterval)
 	defer hb.Stop()
+	lt := time.NewTicker(logInterval)
+	defer lt.Stop()
 	st := time.NewTicker(l.cfg.StatsInterval)
 	defer st.Stop()
 	l.connTimer = time.NewTimer(l.cfg.ConnectTimeout)
@@ -311,8 +329,16 @@ func (l *loop) run(ctx context.Context) (err error) {
 			}
 
 		case now := <-st.C:
+			if l.peerLost {
+				// The frames would be dropped (ZMQ_IMMEDIATE): keep the samples
+				// for the first report after the reconnect.
+				continue
+			}
 			l.sendStats(now)
 			l.flushExceptions()
+
+		case <-lt.C:
+			l.sendLogs()
 
 		case e := <-l.excCh:
 			l.send(typeException, e)
@@ -402,7 +428,9 @@ func (l *loop) sendStats(now time.Time) {
 	if l.cfg.Extras != nil {
 		extras = l.extras(now)
 	}
-	counts := l.sched.Counts()
+	// Users still finishing their task after a stop count, as on Python
+	// workers: a master waits for user_count 0 before it goes on (quits).
+	counts := l.sched.Running()
 	frame, err := encodeMessage(typeStats, statsPayload(rep, counts, extras), l.w.nodeID)
 	if err != nil && extras != nil {
 		l.log.Warn("stats extras not encodable; sending stats without them", "err", err)
@@ -470,6 +498,7 @@ func (l *loop) handleFrame(frame []byte) (done bool, err error) {
 	case typeHeartbeat:
 		l.hbSeen = true
 		l.lastHB = time.Now()
+		l.verifyBy = time.Time{}
 	case typeSpawn:
 		l.handleSpawn(msg.Data)
 	case typeStop:
@@ -479,6 +508,14 @@ func (l *loop) handleFrame(frame []byte) (done bool, err error) {
 	case typeReconnect:
 		return false, l.reconnect()
 	default:
+		if msg.Type == typeSpawningComplete {
+			// 2.29+ broadcasts it when the whole ramp-up is done, the moment
+			// the master resets its stats for --reset-stats.
+			l.broadcasts = true
+			if l.resetStats && l.phase == phaseNormal {
+				l.discardStats("the master's spawning_complete with --reset-stats")
+			}
+		}
 		// spawning_complete (2.29+ broadcast), update_user_class (2.25+)
 		// and custom messages go to the embedder, if it asked for them.
 		if l.cfg.OnMessage == nil {
@@ -538,7 +575,19 @@ func (l *loop) handleSpawn(data any) {
 	l.stopTimeout = job.StopTimeout
 	l.stopTimeoutSet = job.StopTimeout > 0
 	l.sched.SetStopTimeout(job.StopTimeout)
-	l.sched.Apply(job.Targets, Env{Host: job.Host, WorkerIndex: l.index, ParsedOptions: job.ParsedOptions})
+	env := Env{Host: job.Host, WorkerIndex: l.index, ParsedOptions: job.ParsedOptions}
+	l.resetStats, _ = job.ParsedOptions["reset_stats"].(bool)
+	if l.resetStats {
+		// Samples of the ramp-up so far belong to the stats the master resets
+		// when spawning completes. 2.12.1 sends nothing at that moment, so
+		// every spawn drops what has not been reported yet (the ramp-up's tail);
+		// 2.29+ masters also get the drop at their spawning_complete broadcast.
+		l.discardStats("spawn with --reset-stats")
+	}
+	if l.cfg.OnSpawn != nil {
+		l.onSpawn(env)
+	}
+	l.sched.Apply(job.Targets, env)
 	counts := l.sched.Counts()
 	cc, sum := wireCounts(counts)
 	l.send(typeSpawningComplete, countsData{UserClassesCount: cc, UserCount: sum})
@@ -597,17 +646,42 @@ func (l *loop) reconnect() error {
 	return nil
 }
 
+// handleEvent follows the connection. A disconnect alone changes nothing:
+// users keep running and samples are kept, as a Python worker rides out a
+// broken connection. What happens at the next session depends on whether the
+// master's port was reachable all along:
+//
+//   - libzmq schedules one attempt after a disconnect (evRetried once); if
+//     that attempt succeeds the master's listener never went away: the same
+//     master, the session simply continues. Masters that answer heartbeats
+//     (2.19+) must answer one within reconnectVerifyBeats heartbeats, or they
+//     do not know this node after all and it re-registers.
+//   - More attempts mean the port refused or timed out: the master process
+//     went away, and whatever answers now is a new master (a restarted one),
+//     which must get a fresh client_ready at once.
 func (l *loop) handleEvent(ev peerEvent) {
 	switch ev {
 	case evDisconnected:
 		if !l.peerLost {
-			l.log.Warn("connection to master lost")
+			l.log.Warn("connection to master lost; users keep running")
+			l.retries = 0
 		}
 		l.peerLost = true
+	case evRetried:
+		if l.peerLost {
+			l.retries++
+		}
 	case evConnected:
 		if l.peerLost {
 			l.peerLost = false
-			l.masterLost("reconnected after a disconnect: assuming a new master")
+			if l.retries > 1 {
+				l.masterLost(fmt.Sprintf("the master's port was unreachable for %d connection attempts: a new master", l.retries-1))
+				return
+			}
+			l.log.Warn("reconnected to the same master; users kept running")
+			if l.registered && l.hbSeen {
+				l.verifyBy = time.Now().Add(reconnectVerifyBeats * l.cfg.HeartbeatInterval)
+			}
 			return
 		}
 		if l.registering {
@@ -617,14 +691,70 @@ func (l *loop) handleEvent(ev peerEvent) {
 }
 
 // checkMasterTimeout applies MasterTimeout, only once the master has shown
-// it sends heartbeats (2.19+) since the last ack.
+// it sends heartbeats (2.19+) since the last ack, and the shorter check
+// after a reconnect.
 func (l *loop) checkMasterTimeout(now time.Time) {
 	if !l.registered || !l.hbSeen || l.phase != phaseNormal {
+		return
+	}
+	if !l.verifyBy.IsZero() && now.After(l.verifyBy) {
+		l.verifyBy = time.Time{}
+		l.masterLost("no heartbeat answer since the reconnect: the master does not know this node")
 		return
 	}
 	if since := now.Sub(l.lastHB); since > l.cfg.MasterTimeout {
 		l.masterLost(fmt.Sprintf("no heartbeat from master for %v", since.Round(time.Millisecond)))
 	}
+}
+
+// discardStats drops the stats not reported yet, as Python's stats.reset_all
+// does. Custom messages (the LLM payload) are kept: a master's reset of its
+// request stats does not reset what a locustfile aggregates from them.
+func (l *loop) discardStats(why string) {
+	rep := l.w.stats.Drain(time.Now())
+	l.log.Info("stats reset", "why", why, "dropped_requests", rep.Total.NumRequests)
+}
+
+// onSpawn runs the embedder's OnSpawn, recovering a panic.
+func (l *loop) onSpawn(env Env) {
+	defer func() {
+		if r := recover(); r != nil {
+			l.log.Error("OnSpawn panicked", "panic", panicMessage(r))
+		}
+	}()
+	l.cfg.OnSpawn(env)
+}
+
+// sendLogs sends the recent log lines to a 2.29+ master when they changed.
+func (l *loop) sendLogs() {
+	if l.cfg.LogLines == nil || !l.broadcasts || !l.registered || l.peerLost {
+		return
+	}
+	lines := l.logLines()
+	if len(lines) == 0 || slices.Equal(lines, l.logsSent) {
+		return
+	}
+	if l.send(typeLogs, logsData{WorkerID: l.w.nodeID, Logs: lines}) {
+		l.logsSent = lines
+	}
+}
+
+func (l *loop) logLines() (lines []string) {
+	defer func() {
+		if r := recover(); r != nil {
+			l.log.Error("LogLines panicked", "panic", panicMessage(r))
+			lines = nil
+		}
+	}()
+	lines = l.cfg.LogLines()
+	if len(lines) > maxLogLines {
+		lines = lines[len(lines)-maxLogLines:]
+	}
+	out := make([]string, len(lines))
+	for i, s := range lines {
+		out[i] = clean(s)
+	}
+	return out
 }
 
 // masterLost stops the users at once (no grace: nobody collects their
@@ -641,6 +771,7 @@ func (l *loop) masterLost(reason string) {
 		return
 	}
 	l.log.Warn("master lost: stopping users and re-registering", "reason", reason)
+	l.broadcasts = false // the next master may be another version
 	l.registered = false
 	l.registering = false
 	l.hbSeen = false

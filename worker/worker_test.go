@@ -379,38 +379,6 @@ func TestMalformedFramesIgnored(t *testing.T) {
 	})
 }
 
-func TestLostMasterHeartbeatReregister(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		h := startHarness(t, Config{}, twoClasses(), emptyStats{})
-		h.register()
-		h.push(typeSpawn, spawnData(1, map[string]int{"ChatUser": 2, "RetrieveUser": 0}, nil, nil))
-		h.expect(typeSpawningComplete, time.Second)
-		// A 2.19+ master answers every heartbeat for a while...
-		for range 5 {
-			h.expect(typeHeartbeat, 2*time.Second)
-			h.push(typeHeartbeat, nil)
-		}
-		// ...then goes silent (restarted: our heartbeats are ignored).
-		silentFrom := time.Now()
-		g := h.expect(typeClientReady, 15*time.Second)
-		if since := g.At.Sub(silentFrom); since < 5*time.Second {
-			t.Errorf("re-registered %v after the last master heartbeat, want ≥ MasterTimeout 5s", since)
-		}
-		if s := h.nextHeartbeatState(); s != stateReady {
-			t.Errorf("state while re-registering %q", s)
-		}
-		h.push(typeAck, map[string]any{"index": 3})
-		// Users were stopped: the next stats report zero users.
-		st := h.expect(typeStats, 5*time.Second)
-		if n := toInt(t, mapOf(t, st.Data)["user_count"]); n != 0 {
-			t.Errorf("user_count %d after re-register, want 0", n)
-		}
-		if err := h.stop(); err != nil {
-			t.Fatal(err)
-		}
-	})
-}
-
 func TestNoMasterTimeoutWithoutMasterHeartbeats(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		// A 2.12.1 master never sends heartbeats: no re-registration.
@@ -421,32 +389,6 @@ func TestNoMasterTimeoutWithoutMasterHeartbeats(t *testing.T) {
 				t.Fatal("re-registered although the master never sent heartbeats")
 			}
 		}
-		if err := h.stop(); err != nil {
-			t.Fatal(err)
-		}
-	})
-}
-
-func TestPeerReconnectReregisters(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		h := startHarness(t, Config{}, twoClasses(), emptyStats{})
-		h.expect(typeClientReady, time.Second)
-		h.pushEvent(evConnected) // first connect: just a prompt client_ready
-		h.register()
-		h.push(typeSpawn, spawnData(1, map[string]int{"ChatUser": 2}, nil, nil))
-		h.expect(typeSpawningComplete, time.Second)
-		h.pushEvent(evDisconnected)
-		for _, g := range h.collect(3 * time.Second) {
-			if g.Type == typeClientReady {
-				t.Fatal("client_ready before the new master connected")
-			}
-		}
-		h.pushEvent(evConnected)
-		h.expect(typeClientReady, time.Second)
-		if s := h.nextHeartbeatState(); s != stateReady {
-			t.Errorf("state %q", s)
-		}
-		h.push(typeAck, map[string]any{"index": 0})
 		if err := h.stop(); err != nil {
 			t.Fatal(err)
 		}

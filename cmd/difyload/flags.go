@@ -72,6 +72,7 @@ type userFlags struct {
 	chatWait, retrieveWait      string
 	chatWeight, retrieveWeight  int
 	splitFlows                  bool
+	aggregateAll                bool
 	firstToken, idle, streamMax time.Duration
 	maxEventSize                int
 	insecure                    bool
@@ -95,6 +96,7 @@ func (u *userFlags) register(fs *flag.FlagSet, env lookupEnv) {
 	fs.IntVar(&u.chatWeight, "chat-user-weight", 1, "ChatUser class weight (standalone runs; a master splits users itself)")
 	fs.IntVar(&u.retrieveWeight, "retrieve-user-weight", 1, "RetrieveUser class weight (standalone runs)")
 	fs.BoolVar(&u.splitFlows, "split-flows", envBool(env, "DIFYLOAD_SPLIT_FLOWS"), "report SSE rows per flow (TTFB SimpleChatFlow, …) [env DIFYLOAD_SPLIT_FLOWS]")
+	fs.BoolVar(&u.aggregateAll, "aggregate-all", envBool(env, "DIFYLOAD_AGGREGATE_ALL"), "Aggregated sums every row, SSE rows included (default: only the requests the target served; the master's --dify-aggregate-all sets it too) [env DIFYLOAD_AGGREGATE_ALL]")
 	fs.DurationVar(&u.firstToken, "first-token-timeout", 60*time.Second, "fail a stream with no answer token after this long")
 	fs.DurationVar(&u.idle, "idle-timeout", 30*time.Second, "fail a stream with no event for this long (Dify pings every 10s)")
 	fs.DurationVar(&u.streamMax, "stream-timeout", 5*time.Minute, "fail a stream longer than this")

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 )
@@ -24,10 +23,10 @@ func exitCode(err error) int {
 const usageText = `difyload: load-test Dify LLM apps from Go workers of a Locust master.
 
 Usage:
-  difyload worker [flags]   join a Locust master and run the user classes of its workload
-                            (locustfile.py --dify-workload FILE; default ChatUser/RetrieveUser)
-  difyload run [flags]      standalone run (no master; --workload FILE); without --host it
-                            starts the mock
+  difyload worker [flags] [Class …]   join a Locust master and run the user classes of its workload
+                                      (locustfile.py --dify-workload FILE; default ChatUser/RetrieveUser)
+  difyload run [flags] [Class …]      standalone run (no master; --workload FILE); without --host it
+                                      starts the mock
   difyload mock [flags]     serve the Dify-compatible mock API
   difyload report compare A.json B.json   compare run reports (--dify-report) side by side
   difyload version
@@ -85,14 +84,6 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return errUsage
 	}
 	return nil
-}
-
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
 // redact shows enough of a key to tell keys apart and never the secret part:

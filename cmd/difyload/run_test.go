@@ -19,7 +19,7 @@ func TestUsageErrors(t *testing.T) {
 		nil,
 		{"bogus"},
 		{"worker", "--no-such-flag"},
-		{"run", "extra-arg"},
+		{"run", "ChatUser", "-t", "1s"},
 		{"mock", "--ttft", "soon"},
 	} {
 		var out, errb bytes.Buffer
@@ -41,7 +41,9 @@ func TestBadConfigIsAClearError(t *testing.T) {
 		"run -t forever":                        "-t",
 		"run --host ftp://x -t 1s":              "http://",
 		"run --queries-file /nonexistent -t 1s": "--queries-file",
-		"worker --log-level loud":               "--log-level",
+		"worker --log-level loud":               "--loglevel",
+		"run -t 1s NoSuchUser":                  "NoSuchUser",
+		"run -t 1s --chat-user-weight -1":       "weight",
 	} {
 		var out, errb bytes.Buffer
 		err := runEnv(context.Background(), strings.Fields(args), noEnv, &out, &errb)

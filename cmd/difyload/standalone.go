@@ -40,13 +40,14 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 	fs := flag.NewFlagSet("difyload run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		uf                   userFlags
-		lf                   llmFlags
-		users                int
-		rate                 float64
-		runTime, csvPrefix   string
-		every, grace         time.Duration
-		mockFaults, logLevel string
+		uf                 userFlags
+		lf                 llmFlags
+		users              int
+		rate               float64
+		runTime, csvPrefix string
+		every, grace       time.Duration
+		mockFaults         string
+		logf               logFlags
 	)
 	uf.register(fs, env)
 	lf.register(fs, env)
@@ -60,9 +61,10 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 	fs.DurationVar(&every, "print-every", 2*time.Second, "print the live stats table this often (0: only at the end)")
 	fs.DurationVar(&grace, "stop-timeout", 5*time.Second, "at the end, time in-flight tasks get to finish before they are cancelled")
 	fs.StringVar(&mockFaults, "mock-faults", "", "with the embedded mock (no --host): fault probabilities, e.g. 429=0.05,error_event=0.02")
-	fs.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
+	logf.register(fs, env, "WARNING")
 	fs.StringVar(&uf.workload, "workload", envString(env, "DIFYLOAD_WORKLOAD", ""), "workload file (.toml or .json): apps, knowledge bases, user classes; default: the built-in seed workload [env DIFYLOAD_WORKLOAD]")
-	if err := parseFlags(fs, args); err != nil {
+	names, err := parseFlagsAndClasses(fs, args)
+	if err != nil {
 		return err
 	}
 	d, err := parseRunTime(runTime)
@@ -72,9 +74,11 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 	if users < 0 || rate <= 0 || d <= 0 {
 		return errors.New("-u must be >= 0, -r and -t > 0")
 	}
-	if _, err := newLogger(stderr, logLevel); err != nil {
+	_, _, closeLog, err := logf.open(stderr)
+	if err != nil {
 		return err
 	}
+	defer closeLog()
 
 	// Without a target, run against the embedded mock on a loopback port.
 	if uf.host == "" {
@@ -116,7 +120,7 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 		return err
 	}
 	defer wr.close()
-	stats, classes := wr.stats, wr.classes
+	stats, classes := wr.served, wr.classes
 	if wl != nil {
 		if err := workload.Resolve(wl, env, func(name string) string { return uf.cfg.Option(nil, name) }); err != nil {
 			return err
@@ -124,6 +128,13 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 		if classes, err = wr.classesFor(wl); err != nil {
 			return err
 		}
+	}
+	var weights map[string]int
+	if wl == nil {
+		weights = map[string]int{"ChatUser": uf.chatWeight, "RetrieveUser": uf.retrieveWeight}
+	}
+	if classes, err = selectClasses(classes, names, weights); err != nil {
+		return err
 	}
 	var exMu sync.Mutex
 	exceptions := map[string]int{}

@@ -45,6 +45,8 @@ func (l *llmFlags) register(fs *flag.FlagSet, env lookupEnv) {
 // aggregate, the user classes, and what must be closed at the end.
 type wiring struct {
 	stats   *metrics.Stats
+	served  *servedStats // stats with the Aggregated rule: what the worker reports
+	opts    masterOptions
 	llm     *metrics.LLM
 	classes []worker.UserClass // the built-in workload's, with the flags applied
 	deps    tasks.Deps         // what every workload's classes share
@@ -61,9 +63,14 @@ func (w *wiring) close() error {
 	return errors.Join(errs...)
 }
 
-// llmMessages sends the LLM payload as a Locust custom message after every stats report.
+// llmMessages sends the LLM payload as a Locust custom message after every stats report,
+// to masters whose locustfile registered it (the interval is drained either way).
 func (w *wiring) llmMessages(now time.Time) []worker.Message {
-	return []worker.Message{{Type: metrics.LLMMessageType, Data: w.llm.Drain(now)}}
+	data := w.llm.Drain(now)
+	if !w.opts.llm.Load() {
+		return nil
+	}
+	return []worker.Message{{Type: metrics.LLMMessageType, Data: data}}
 }
 
 // userClass adapts a tasks.Class to the worker's UserClass interface: tasks does not import
@@ -100,6 +107,9 @@ func build(ctx context.Context, uf *userFlags, lf *llmFlags, stderr io.Writer) (
 		return nil, err
 	}
 	w := &wiring{stats: metrics.NewStats(), llm: metrics.NewLLM(metrics.SLO{TTFT: lf.sloTTFT, TPOT: lf.sloTPOT, E2E: lf.sloE2E})}
+	w.served = &servedStats{stats: w.stats}
+	w.served.all.Store(uf.aggregateAll)
+	w.opts = masterOptions{aggregateAllFlag: uf.aggregateAll, stats: w.served}
 	var jsonl *metrics.JSONLWriter
 	if lf.requestsJSONL != "" {
 		f, err := os.Create(lf.requestsJSONL)

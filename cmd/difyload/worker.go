@@ -18,7 +18,7 @@ func runWorker(ctx context.Context, args []string, env lookupEnv, stdout, stderr
 		uf               userFlags
 		lf               llmFlags
 		cfg              worker.Config
-		logLevel         string
+		logf             logFlags
 		err              error
 		connect, grace   time.Duration
 		masterTimeout    time.Duration
@@ -34,24 +34,32 @@ func runWorker(ctx context.Context, args []string, env lookupEnv, stdout, stderr
 	fs.IntVar(&cfg.MasterPort, "master-port", port, "Locust master port [env LOCUST_MASTER_NODE_PORT]")
 	fs.StringVar(&cfg.NodeID, "node-id", envString(env, "DIFYLOAD_NODE_ID", ""), "worker node id (default hostname_uuid) [env DIFYLOAD_NODE_ID]")
 	fs.DurationVar(&connect, "connect-timeout", 5*time.Minute, "give up (exit 1) when the master has not answered for this long at start")
-	fs.DurationVar(&masterTimeout, "master-timeout", 5*time.Second, "re-register when a master that sends heartbeats goes quiet this long")
+	fs.DurationVar(&masterTimeout, "master-timeout", 60*time.Second, "re-register when a master that sends heartbeats (2.19+) goes quiet this long (Python workers quit after 60s)")
 	fs.DurationVar(&grace, "stop-grace", 5*time.Second, "on SIGTERM/SIGINT: time in-flight tasks get to finish before they are cancelled")
 	fs.BoolVar(&waitForNewMaster, "wait-for-new-master", envBool(env, "DIFYLOAD_WAIT_FOR_NEW_MASTER"), "on the master's quit, wait for a new master instead of exiting [env DIFYLOAD_WAIT_FOR_NEW_MASTER]")
-	fs.StringVar(&logLevel, "log-level", envString(env, "DIFYLOAD_LOG_LEVEL", "info"), "debug, info, warn or error [env DIFYLOAD_LOG_LEVEL]")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	logger, err := newLogger(stderr, logLevel)
+	logf.register(fs, env, "INFO")
+	names, err := parseFlagsAndClasses(fs, args)
 	if err != nil {
 		return err
 	}
+	logger, ring, closeLog, err := logf.open(stderr)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
 	wr, err := build(ctx, &uf, &lf, stderr)
 	if err != nil {
 		return err
 	}
 	defer wr.close()
+	classes, err := selectClasses(wr.classes, names, nil)
+	if err != nil {
+		return err
+	}
 	cfg.Messages = wr.llmMessages
-	sw := &classSwitch{wr: wr, log: logger, current: wr.classes}
+	cfg.OnSpawn = wr.opts.onSpawn
+	cfg.LogLines = ring.Lines
+	sw := &classSwitch{wr: wr, log: logger, current: classes, only: names}
 	cfg.OnMessage = sw.onMessage
 	cfg.ConnectTimeout = connect
 	cfg.MasterTimeout = masterTimeout
@@ -63,7 +71,7 @@ func runWorker(ctx context.Context, args []string, env lookupEnv, stdout, stderr
 		"host_override", uf.host,
 		"simple_app_key", redact(uf.simpleKey), "complex_app_key", redact(uf.complexKey),
 		"dataset_key", redact(uf.datasetKey))
-	w, err := worker.New(cfg, wr.classes, wr.stats)
+	w, err := worker.New(cfg, classes, wr.served)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ type classSwitch struct {
 	w       *worker.Worker
 	log     *slog.Logger
 	current []worker.UserClass
+	only    []string // class names given on the command line (difyload worker ChatUser)
 	// updates are the master's update_user_class settings by class name: they outlive a
 	// workload rebuild, as they outlive a test on the master's own classes.
 	updates map[string]map[string]any
@@ -54,6 +55,7 @@ func (s *classSwitch) apply(data any) {
 }
 
 func (s *classSwitch) set(classes []worker.UserClass, source string) {
+	classes = keepNamed(classes, s.only)
 	if err := s.w.SetClasses(classes); err != nil {
 		s.log.Error("cannot use the workload's classes", "err", err)
 		return
