@@ -344,3 +344,70 @@ func holdJobWorkers(t *testing.T, url string, n int, d time.Duration) {
 		}
 	}
 }
+
+// TestDify113UnknownConversationInWorkload: a workload's 2-turn chatflow conversations whose
+// second turn names a conversation Dify no longer knows (the mock remembers one conversation,
+// so another user's first turn makes it forget): a 1.13 relay answers 200, a ping and silence,
+// and each such turn fails with the name that points at setup errors, on the Full Response
+// row; first turns succeed.
+func TestDify113UnknownConversationInWorkload(t *testing.T) {
+	const w = `
+[[apps]]
+name = "flow"
+type = "chatflow"
+key_env = "E2E_FLOW_KEY"
+queries = ["first", "second"]
+conversation = { turns = 2, think_time = 0.2 }
+
+[[users]]
+name = "Talker"
+wait_time = { constant = 0.05 }
+tasks = [{ app = "flow" }]
+`
+	for _, version := range masterVersions {
+		t.Run(version, func(t *testing.T) {
+			t.Parallel()
+			e := testEnv
+			mk := e.startMock(t, "--max-conversations", "1", "--ttft", "30ms", "--token-delay", "5ms", "--tokens", "5")
+			m := e.startMaster(t, masterOpts{version: version, headless: true, users: 4, rate: 4, runTime: "10s", expect: 1, host: mk.URL,
+				files: map[string]string{"w.toml": w}, env: workloadKeys, extraArgs: []string{"--dify-workload", "{dir}/w.toml"}})
+			e.startWorker(t, m, "--first-token-timeout", "2s", "--idle-timeout", "1s")
+			m.wait(t, 100*time.Second)
+			mk.waitIdle(t, 30*time.Second)
+			tr := mk.truth(t)
+			silent := tr.Apps[difymock.AppSimpleChatflow].Outcomes[difymock.OutcomeSetupSilent]
+			ok := tr.Apps[difymock.AppSimpleChatflow].Outcomes[difymock.OutcomeOK]
+			if silent < 3 || ok < 3 {
+				t.Fatalf("too little load: %d silent later turns, %d ok (%+v)", silent, ok, tr.Apps)
+			}
+			fails := failureCounts(t, filepath.Join(m.dir, "run_failures.csv"))
+			name := "SSE Full Response: timeout: only a ping in 2s (queued, or missing required inputs)"
+			// A silent turn still open when the run stops is cancelled, not reported, but
+			// the mock counts it: at most one per user.
+			if n := fails[name]; n > silent || n < silent-4 {
+				t.Errorf("%q = %d, the mock held %d silent turns", name, n, silent)
+			}
+			for k, n := range fails {
+				if k != name {
+					t.Errorf("unexpected failure %q ×%d", k, n)
+				}
+			}
+			// Every silent run is a later turn: its user's first turn (a new conversation)
+			// succeeded just before it.
+			firsts := map[string]int{}
+			for _, rec := range mk.truthRecords(t) {
+				if rec.Outcome == difymock.OutcomeOK && rec.Turn == 1 {
+					firsts[rec.User]++
+				}
+			}
+			for _, rec := range mk.truthRecords(t) {
+				if rec.Outcome == difymock.OutcomeSetupSilent && firsts[rec.User] == 0 {
+					t.Errorf("a silent run of %s, which never had a first turn", rec.User)
+				}
+			}
+			if silent > ok {
+				t.Errorf("%d silent later turns for %d successful first turns", silent, ok)
+			}
+		})
+	}
+}
