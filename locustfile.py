@@ -20,7 +20,7 @@ Works with Locust 2.12.1 (Debian bookworm) and 2.46.x.
 This file holds the options and the users; the machinery lives in modules beside it (Locust
 puts this file's directory on sys.path), shipped wherever this file is (compose mounts, the
 Kubernetes ConfigMap):
-  difyload_workload.py  workload files: checks, datasets, the user classes built from them
+  difyload_workload.py  workload files: checks, datasets, user classes, the master-to-worker sync
   difyload_stream.py    the stream client: timeouts, failure names, timings (as the Go worker)
   difyload_llm.py       LLM metrics: the workers' difyload_llm messages, the master's LLM tab
   difyload_parity.py    Aggregated counts served requests, as with Go workers
@@ -295,68 +295,12 @@ class _DifyUser(User):
         _fire(env, "POST", row, start, end, size=len(resp.content))
 
 
-def _workload_slo(env, w):
-    """The workload's [slo] fills the --slo-* options left at 0 (they reach every worker)."""
-    opts = env.parsed_options
-    for key, opt in (("ttft_ms", "slo_ttft"), ("tpot_ms", "slo_tpot"), ("e2e_ms", "slo_e2e")):
-        v = ((w.tree.get("slo") or {}).get(key)) or 0
-        if opts is not None and v and not getattr(opts, opt, 0):
-            setattr(opts, opt, float(v))
-
-
-@events.init.add_listener
-def _workload_init(environment, runner=None, **_kw):
-    """Master: at every test start, re-read --dify-workload and send it (keys resolved,
-    datasets inlined) to every worker before the first spawn, so a file edited between two
-    starts is what runs next. Workers: run what the master sent."""
-    import logging
-    import os
-    from locust.runners import MasterRunner, WorkerRunner
-    log = logging.getLogger("difyload.workload")
-    env = environment
-    runner = runner or env.runner
-    if isinstance(runner, WorkerRunner):
-        def on_workload(environment=None, msg=None, **_kw):
-            try:
-                _CURRENT["workload"] = _dw.from_message(msg.data)
-                log.info("workload from the master: %s", _CURRENT["workload"].source)
-            except _dw.WorkloadError as e:
-                log.error("refusing the master's workload, running the previous one's classes with no targets:\n%s", e)
-                _CURRENT["workload"] = _dw.Workload("refused", {"apps": [], "knowledge_bases": [], "users": []}, {})
-
-        runner.register_message(_dw.MESSAGE_TYPE, on_workload)
-        return
-
-    def option(name):
-        return getattr(env.parsed_options, name, None) or _MOCK_OPTIONS.get(name, "")
-
-    def on_test_start(**_kw):
-        path = getattr(env.parsed_options, "dify_workload", "") if env.parsed_options else ""
-        if not path:
-            _CURRENT["workload"] = _dw.default()
-            msg = {"default": True, "source": _dw.DEFAULT_SOURCE}
-        else:
-            try:
-                w = _dw.load(path)
-                _dw.check_env(w, os.environ)
-                _CURRENT["workload"] = w
-                _workload_slo(env, w)
-                msg = _dw.message(w, os.environ, option)
-            except _dw.WorkloadError as e:
-                log.error("the workload cannot run; workers run nothing:\n%s", e)
-                msg = {"source": path, "error": str(e)}
-        if isinstance(runner, MasterRunner):
-            runner.send_message(_dw.MESSAGE_TYPE, msg)
-
-    if env.parsed_options is not None:
-        _workload_slo(env, _CURRENT["workload"])
-    env.events.test_start.add_listener(on_test_start)
-
-
 # The Locust user classes: from --dify-workload FILE, else the built-in workload (ChatUser and
 # RetrieveUser running the seed's SimpleChatFlow, ComplexChatFlow and FileRetrieval).
 _CURRENT = {"workload": _load_workload_or_exit()}
 globals().update(_dw.user_classes(_CURRENT["workload"], _DifyUser, tag, _locust_wait, __name__))
+# The master sends the workload to every worker at each start; workers run what it sent.
+_dw.install(events, _CURRENT, _MOCK_OPTIONS)
 
 
 # The LLM tab's wire format: pure stdlib, mirrored by metrics/llm.go, whose tests run this
