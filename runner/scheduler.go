@@ -1,9 +1,11 @@
-package worker
+package runner
 
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -96,7 +98,7 @@ func NewScheduler(classes []UserClass, onException func(msg, traceback string)) 
 // SetStopTimeout sets the grace period for users stopped by a later Apply
 // (ramp down); the worker sets it from each spawn's stop_timeout. 0 (the
 // default) cancels stopped users at once, like Locust without
-// --stop-timeout. (Extension of the brief's API.)
+// --stop-timeout.
 func (s *Scheduler) SetStopTimeout(d time.Duration) {
 	s.mu.Lock()
 	s.stopTimeout = max(d, 0)
@@ -113,7 +115,7 @@ func (s *Scheduler) Known(name string) bool {
 
 // SetClasses replaces the user classes (a workload the master sent). Users of classes
 // that are gone are stopped with the stop timeout; users of classes that stay keep
-// running until the next Apply changes their count. (Extension of the brief's API.)
+// running until the next Apply changes their count.
 func (s *Scheduler) SetClasses(classes []UserClass) {
 	cs := append([]UserClass(nil), classes...)
 	sort.SliceStable(cs, func(i, j int) bool { return cs[i].Name() < cs[j].Name() })
@@ -144,7 +146,7 @@ func (s *Scheduler) SetClasses(classes []UserClass) {
 func (s *Scheduler) Apply(targets map[string]int, env Env) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, name := range sortedKeys(targets) {
+	for _, name := range slices.Sorted(maps.Keys(targets)) {
 		cls, ok := s.byName[name]
 		if !ok {
 			continue
@@ -195,7 +197,7 @@ func (s *Scheduler) startLocked(cls UserClass, env Env) *userRun {
 func newUserSafely(cls UserClass, id int, env Env) (u User, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %s", panicMessage(r))
+			err = fmt.Errorf("panic: %s", PanicMessage(r))
 		}
 	}()
 	u, err = cls.NewUser(id, env)
@@ -242,7 +244,7 @@ func (s *Scheduler) runUser(u *userRun, user User) {
 func (s *Scheduler) runTaskSafely(ctx context.Context, class string, user User) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.report(panicMessage(r), panicTraceback(stackNow()))
+			s.report(PanicMessage(r), panicTraceback(stackNow()))
 		}
 	}()
 	if err := user.RunTask(ctx); err != nil && ctx.Err() == nil {
@@ -253,7 +255,7 @@ func (s *Scheduler) runTaskSafely(ctx context.Context, class string, user User) 
 func (s *Scheduler) waitTimeSafely(class string, user User) (d time.Duration) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.report(panicMessage(r), panicTraceback(stackNow()))
+			s.report(PanicMessage(r), panicTraceback(stackNow()))
 			d = time.Second // avoid a hot loop on a broken WaitTime
 		}
 	}()
@@ -348,7 +350,7 @@ func (s *Scheduler) StopAll(ctx context.Context, grace time.Duration) {
 // split by weight like Locust's local runner: each step adds (or removes)
 // max(1, floor(rate)) users and waits step/rate seconds. rate <= 0 applies
 // the target at once. It returns ctx.Err() if ctx ends first (the users
-// started so far keep running). (Extension of the brief's API.)
+// started so far keep running).
 func (s *Scheduler) Ramp(ctx context.Context, users int, rate float64, env Env) error {
 	users = max(users, 0)
 	cur := 0
@@ -397,7 +399,7 @@ type FixedCounter interface {
 // SplitUsers splits users like Locust's dispatcher with fixed_count: classes with a
 // positive FixedCount (FixedCounter) get theirs first, in name order, as far as users
 // allows; the rest goes to the other classes by weight (SplitByWeight). Every class appears
-// in the result, zeros included. (Extension of the brief's API.)
+// in the result, zeros included.
 func SplitUsers(classes []UserClass, users int) map[string]int {
 	out := map[string]int{}
 	var weighted []UserClass

@@ -1,4 +1,4 @@
-package sse
+package jsonscan
 
 import (
 	"encoding/json"
@@ -18,7 +18,10 @@ func TestValidJSONMatchesStdlib(t *testing.T) {
 		strings.Repeat("[", maxNestingDepth+1) + strings.Repeat("]", maxNestingDepth+1),
 		strings.Repeat(`{"a":`, maxNestingDepth+1) + "1" + strings.Repeat("}", maxNestingDepth+1),
 	}
-	files, _ := filepath.Glob(filepath.Join("testdata", "*.sse"))
+	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "*.sse"))
+	if len(files) == 0 {
+		t.Fatal("no testdata/*.sse transcripts found")
+	}
 	for _, f := range files {
 		b, _ := os.ReadFile(f)
 		for _, line := range strings.Split(string(b), "\n") {
@@ -26,20 +29,20 @@ func TestValidJSONMatchesStdlib(t *testing.T) {
 		}
 	}
 	for _, c := range cases {
-		if got, want := validJSON([]byte(c)), json.Valid([]byte(c)); got != want {
-			t.Errorf("validJSON(%.60q) = %v, json.Valid = %v", c, got, want)
+		if got, want := Valid([]byte(c)), json.Valid([]byte(c)); got != want {
+			t.Errorf("Valid(%.60q) = %v, json.Valid = %v", c, got, want)
 		}
 	}
 }
 
-// FuzzValidJSON checks that validJSON agrees with json.Valid on every input.
+// FuzzValidJSON checks that Valid agrees with json.Valid on every input.
 func FuzzValidJSON(f *testing.F) {
 	for _, s := range []string{`{"event":"message","answer":"x"}`, `[1,-2.5e3,true,null,"\u00e9\n"]`, `{"a":{"b":[]}}`, "\"\xff\"", `01`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, want := validJSON(b), json.Valid(b); got != want {
-			t.Fatalf("validJSON(%q) = %v, json.Valid = %v", b, got, want)
+		if got, want := Valid(b), json.Valid(b); got != want {
+			t.Fatalf("Valid(%q) = %v, json.Valid = %v", b, got, want)
 		}
 	})
 }

@@ -1,11 +1,16 @@
 package worker
 
+// Frames from the master: decodeMessage (a bounded msgpack decoder of our own),
+// then the parsing of the messages the protocol uses.
+
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -288,4 +293,100 @@ func asFloat64(v any) (float64, bool) {
 		return float64(n), true
 	}
 	return 0, false
+}
+
+// spawnJob is a decoded spawn message.
+type spawnJob struct {
+	Timestamp     float64
+	Targets       map[string]int
+	Host          string
+	StopTimeout   time.Duration
+	ParsedOptions map[string]any
+}
+
+// parseSpawn validates a spawn payload. Only timestamp and
+// user_classes_count are mandatory; host, stop_timeout and parsed_options
+// default to "", 0 and nil.
+func parseSpawn(data any) (spawnJob, error) {
+	m, ok := data.(map[string]any)
+	if !ok {
+		return spawnJob{}, fmt.Errorf("spawn data is %T, want a map", data)
+	}
+	var job spawnJob
+	ts, ok := asFloat64(m["timestamp"])
+	if !ok {
+		return spawnJob{}, fmt.Errorf("spawn timestamp is %T, want a number", m["timestamp"])
+	}
+	job.Timestamp = ts
+	ucc, ok := m["user_classes_count"].(map[string]any)
+	if !ok {
+		return spawnJob{}, fmt.Errorf("spawn user_classes_count is %T, want a map", m["user_classes_count"])
+	}
+	job.Targets = make(map[string]int, len(ucc))
+	for name, v := range ucc {
+		n, ok := asInt64(v)
+		if !ok || n < 0 || n > math.MaxInt32 {
+			return spawnJob{}, fmt.Errorf("spawn count for %q is %v, want a non-negative int", name, v)
+		}
+		job.Targets[name] = int(n)
+	}
+	switch h := m["host"].(type) {
+	case nil:
+	case string:
+		job.Host = h
+	default:
+		return spawnJob{}, fmt.Errorf("spawn host is %T, want str or None", h)
+	}
+	switch st := m["stop_timeout"].(type) {
+	case nil:
+	default:
+		f, ok := asFloat64(st)
+		if !ok {
+			return spawnJob{}, fmt.Errorf("spawn stop_timeout is %T, want a number or None", st)
+		}
+		job.StopTimeout = secondsToDuration(f)
+	}
+	switch po := m["parsed_options"].(type) {
+	case nil:
+	case map[string]any:
+		job.ParsedOptions = po
+	default:
+		return spawnJob{}, fmt.Errorf("spawn parsed_options is %T, want a map", po)
+	}
+	return job, nil
+}
+
+// secondsToDuration converts wire seconds, clamping negatives to 0 and
+// huge values to a day.
+func secondsToDuration(s float64) time.Duration {
+	switch {
+	case !(s > 0):
+		return 0
+	case s > 86400:
+		return 24 * time.Hour
+	}
+	return time.Duration(s * float64(time.Second))
+}
+
+// parseAckIndex returns the ack's index, or -1 when absent (masters ≤ 2.10.2).
+func parseAckIndex(data any) int {
+	m, ok := data.(map[string]any)
+	if !ok {
+		return -1
+	}
+	n, ok := asInt64(m["index"])
+	if !ok {
+		return -1
+	}
+	return int(n)
+}
+
+// sortedKeys returns the keys of m in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -1,8 +1,8 @@
-package sse
+package jsonscan
 
 import "encoding/binary"
 
-// maxNestingDepth mirrors encoding/json's limit, so validJSON and json.Valid agree.
+// maxNestingDepth mirrors encoding/json's limit, so Valid and json.Valid agree.
 const maxNestingDepth = 10000
 
 // SWAR constants: one in every byte, and the high bit of every byte.
@@ -26,12 +26,12 @@ func plain8(x uint64) bool {
 // plain reports whether c needs no attention inside a JSON string.
 func plain(c byte) bool { return c >= 0x20 && c != '"' && c != '\\' }
 
-// validJSON reports whether b is one valid JSON value, exactly like json.Valid (a property
+// Valid reports whether b is one valid JSON value, exactly like json.Valid (a property
 // FuzzValidJSON checks), but several times faster: it is a single pass over the bytes with no
 // per-byte state-machine call. It never allocates.
-func validJSON(b []byte) bool {
-	i, ok := validValue(b, skipWS(b, 0), 0)
-	return ok && skipWS(b, i) == len(b)
+func Valid(b []byte) bool {
+	i, ok := validValue(b, SkipWS(b, 0), 0)
+	return ok && SkipWS(b, i) == len(b)
 }
 
 func validValue(b []byte, i, depth int) (int, bool) {
@@ -46,7 +46,7 @@ func validValue(b []byte, i, depth int) (int, bool) {
 		if depth > maxNestingDepth {
 			return i, false
 		}
-		i = skipWS(b, i+1)
+		i = SkipWS(b, i+1)
 		if i < len(b) && b[i] == '}' {
 			return i + 1, true
 		}
@@ -58,20 +58,20 @@ func validValue(b []byte, i, depth int) (int, bool) {
 			if i, ok = validString(b, i); !ok {
 				return i, false
 			}
-			i = skipWS(b, i)
+			i = SkipWS(b, i)
 			if i >= len(b) || b[i] != ':' {
 				return i, false
 			}
-			if i, ok = validValue(b, skipWS(b, i+1), depth); !ok {
+			if i, ok = validValue(b, SkipWS(b, i+1), depth); !ok {
 				return i, false
 			}
-			i = skipWS(b, i)
+			i = SkipWS(b, i)
 			if i >= len(b) {
 				return i, false
 			}
 			switch b[i] {
 			case ',':
-				i = skipWS(b, i+1)
+				i = SkipWS(b, i+1)
 			case '}':
 				return i + 1, true
 			default:
@@ -83,7 +83,7 @@ func validValue(b []byte, i, depth int) (int, bool) {
 		if depth > maxNestingDepth {
 			return i, false
 		}
-		i = skipWS(b, i+1)
+		i = SkipWS(b, i+1)
 		if i < len(b) && b[i] == ']' {
 			return i + 1, true
 		}
@@ -92,13 +92,13 @@ func validValue(b []byte, i, depth int) (int, bool) {
 			if i, ok = validValue(b, i, depth); !ok {
 				return i, false
 			}
-			i = skipWS(b, i)
+			i = SkipWS(b, i)
 			if i >= len(b) {
 				return i, false
 			}
 			switch b[i] {
 			case ',':
-				i = skipWS(b, i+1)
+				i = SkipWS(b, i+1)
 			case ']':
 				return i + 1, true
 			default:
