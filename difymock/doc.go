@@ -49,7 +49,8 @@
 // app and user, is a later turn (Record.Turn, Truth.Conversations; its
 // sys.dialogue_count is the turn). Any other UUID is an unknown conversation,
 // a setup error (see "Dify versions"). At most Config.MaxConversations are
-// remembered (oldest forgotten). Required inputs and an empty query are the
+// remembered (oldest forgotten; `difyload mock --max-conversations`), so a
+// small bound makes later turns of a workload's conversations unknown ones. Required inputs and an empty query are the
 // other setup errors.
 //
 // POST /v1/chat-messages serves the chat-messages apps, streaming or blocking

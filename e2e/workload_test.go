@@ -467,6 +467,8 @@ func TestWorkloadRefusedAtMasterStart(t *testing.T) {
 		{"unknown app type", strings.Replace(editedBefore, `"chatflow"`, `"chatbot"`, 1), "", `apps[0].type: unknown app type 'chatbot'`},
 		{"unknown field", strings.Replace(editedBefore, "queries =", "qeuries =", 1), "", "apps[0].qeuries: unknown field (fix: did you mean 'queries'?"},
 		{"missing key variable", strings.Replace(editedBefore, "E2E_FLOW_KEY", "E2E_UNSET_KEY", 1), "", "apps[0].key_env: environment variable E2E_UNSET_KEY is not set (fix: export E2E_UNSET_KEY="},
+		// An empty query is a silent setup error on a 1.13 relay: a workload cannot send one.
+		{"empty query", strings.Replace(editedBefore, `queries = ["before"]`, `queries = [" "]`, 1), "", `apps[0].queries[0]: is not a non-empty string`},
 		{"dataset row without a query", strings.Replace(editedBefore, `queries = ["before"]`, `dataset = "questions.jsonl"`, 1),
 			"{\"query\": \"ok\"}\n{\"dept\": \"IT\"}\n", `apps[0].dataset (questions.jsonl line 2): row has no query`},
 	}

@@ -30,6 +30,7 @@ func runMock(ctx context.Context, args []string, env lookupEnv, stdout, stderr i
 	fs.StringVar(&cfg.DifyVersion, "dify-version", envString(env, "DIFYLOAD_MOCK_DIFY_VERSION", difymock.DefaultDifyVersion), "Dify release whose wire to speak: 1.9 … 1.12 (inline streaming), 1.13.0, 1.13.x (relayed chatflow/workflow runs) [env DIFYLOAD_MOCK_DIFY_VERSION]")
 	fs.IntVar(&cfg.JobWorkers, "job-workers", 0, "job workers for relayed runs (Dify's CELERY_WORKER_AMOUNT; its docker default is 1); past them relayed runs queue FIFO in silence after their first ping; 0 = unlimited")
 	fs.IntVar(&cfg.APISlots, "api-slots", 0, "requests the API process serves at once (gunicorn workers × worker connections); past them requests wait before any response byte; 0 = unlimited")
+	fs.IntVar(&cfg.MaxConversations, "max-conversations", 0, "conversations remembered for conversation_id reuse (oldest forgotten: a later turn of a forgotten one is an unknown conversation); 0 = 100000, < 0 = unlimited")
 	fs.IntVar(&cfg.MaxActiveRequests, "max-active-requests", 0, "per-app concurrency limit (Dify's APP_MAX_ACTIVE_REQUESTS): past it 400 invalid_param \"Too many requests…\"; 0 = unlimited")
 	fs.BoolVar(&allowNonLo, "allow-non-loopback", envBool(env, "DIFYLOAD_MOCK_ALLOW_NON_LOOPBACK"), "allow binding a non-loopback address (containers) [env DIFYLOAD_MOCK_ALLOW_NON_LOOPBACK]")
 	if err := parseFlags(fs, args); err != nil {
