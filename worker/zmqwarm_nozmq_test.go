@@ -1,0 +1,6 @@
+//go:build !goczmq
+
+package worker
+
+// warmUpZMQ has nothing to warm up without ZeroMQ.
+func warmUpZMQ() {}
