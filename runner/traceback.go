@@ -158,7 +158,7 @@ func errorTraceback(class string, err error) string {
 	fmt.Fprintf(&b, "  in %s.RunTask: returned an error\n", class)
 	for e := err; e != nil; {
 		fmt.Fprintf(&b, "    %s\n", reflect.TypeOf(e))
-		switch u := e.(type) {
+		switch u := e.(type) { //nolint:errorlint // walks the chain one link at a time itself
 		case interface{ Unwrap() []error }:
 			errs := u.Unwrap()
 			if len(errs) == 0 {

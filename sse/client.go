@@ -327,7 +327,7 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 		ev, err := rd.next()
 		if err != nil {
 			switch {
-			case err == io.EOF:
+			case errors.Is(err, io.EOF):
 				if end, ok := term.atEOF(); ok {
 					res.End = end
 					return nil
@@ -518,7 +518,7 @@ func (c *Client) post(rn *run, req Request, out *Response) *StreamError {
 		}
 		n, err := rn.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
