@@ -728,3 +728,73 @@ def user_classes(w, base, tag, locust_wait, module):
             attrs["host"] = u["host"]
         out[u["name"]] = type(u["name"], (base,), attrs)
     return out
+
+
+# Locust's side: locustfile.py calls install(); nothing above needs Locust.
+
+def _slo(env, w):
+    """The workload's [slo] fills the --slo-* options left at 0 (they reach every worker)."""
+    opts = env.parsed_options
+    for key, opt in (("ttft_ms", "slo_ttft"), ("tpot_ms", "slo_tpot"), ("e2e_ms", "slo_e2e")):
+        v = ((w.tree.get("slo") or {}).get(key)) or 0
+        if opts is not None and v and not getattr(opts, opt, 0):
+            setattr(opts, opt, float(v))
+
+
+def _workload_init(current, mock_options, environment, runner=None, **_kw):
+    """Master: at every test start, re-read --dify-workload and send it (keys resolved,
+    datasets inlined) to every worker before the first spawn, so a file edited between two
+    starts is what runs next. Workers: run what the master sent."""
+    import logging
+    from locust.runners import MasterRunner, WorkerRunner
+    log = logging.getLogger("difyload.workload")
+    env = environment
+    runner = runner or env.runner
+    if isinstance(runner, WorkerRunner):
+        def on_workload(environment=None, msg=None, **_kw):
+            try:
+                current["workload"] = from_message(msg.data)
+                log.info("workload from the master: %s", current["workload"].source)
+            except WorkloadError as e:
+                log.error("refusing the master's workload, running the previous one's classes with no targets:\n%s", e)
+                current["workload"] = Workload("refused", {"apps": [], "knowledge_bases": [], "users": []}, {})
+
+        runner.register_message(MESSAGE_TYPE, on_workload)
+        return
+
+    def option(name):
+        return getattr(env.parsed_options, name, None) or mock_options.get(name, "")
+
+    def on_test_start(**_kw):
+        path = getattr(env.parsed_options, "dify_workload", "") if env.parsed_options else ""
+        if not path:
+            current["workload"] = default()
+            msg = {"default": True, "source": DEFAULT_SOURCE}
+        else:
+            try:
+                w = load(path)
+                check_env(w, os.environ)
+                current["workload"] = w
+                _slo(env, w)
+                msg = message(w, os.environ, option)
+            except WorkloadError as e:
+                log.error("the workload cannot run; workers run nothing:\n%s", e)
+                msg = {"source": path, "error": str(e)}
+        if isinstance(runner, MasterRunner):
+            runner.send_message(MESSAGE_TYPE, msg)
+
+    if env.parsed_options is not None:
+        _slo(env, current["workload"])
+    env.events.test_start.add_listener(on_test_start)
+
+
+def install(events, current, mock_options):
+    """Registers the workload's master-to-worker sync on Locust's init event. current is the
+    locustfile's {"workload": Workload} (what its users run), mock_options what a key_option
+    falls back to without a master option.
+
+    Master: at every test start, re-read --dify-workload and send it (keys resolved, datasets
+    inlined) to every worker before the first spawn. Workers: run what the master sent."""
+    events.init.add_listener(lambda environment, runner=None, **kw: _workload_init(
+        current, mock_options, environment, runner, **kw))
+

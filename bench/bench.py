@@ -149,8 +149,8 @@ class Bench:
         self.a = a
         self.work = a.work
         os.makedirs(self.work, exist_ok=True)
-        # locustfile.py and the modules it imports from beside it (difyload_*.py)
-        for f in ["locustfile.py"] + sorted(x for x in os.listdir(ROOT) if x.startswith("difyload_") and x.endswith(".py")):
+        # locustfile.py imports the difyload_*.py modules beside it.
+        for f in ["locustfile.py"] + sorted(n for n in os.listdir(ROOT) if n.startswith("difyload_") and n.endswith(".py")):
             shutil.copy(os.path.join(ROOT, f), self.work)
         shutil.copy(os.path.join(HERE, "locustfile_bench.py"), self.work)
         self.procs = []

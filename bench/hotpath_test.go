@@ -14,6 +14,7 @@ import (
 
 	"github.com/difyload/difyload/difymock"
 	"github.com/difyload/difyload/metrics"
+	"github.com/difyload/difyload/runner"
 	"github.com/difyload/difyload/sse"
 	"github.com/difyload/difyload/tasks"
 )
@@ -108,7 +109,7 @@ func BenchmarkPerStream(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			u, err := cls.NewUser(1, "", nil)
+			u, err := cls.NewUser(1, runner.Env{WorkerIndex: -1})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -189,7 +190,7 @@ func BenchmarkPerStreamParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		u, err := cls.NewUser(id.next(), "", nil)
+		u, err := cls.NewUser(id.next(), runner.Env{WorkerIndex: -1})
 		if err != nil {
 			b.Error(err)
 			return

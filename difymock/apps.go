@@ -47,7 +47,7 @@ const (
 	numApps
 )
 
-// wire is the event prefix family of an app mode (dify-api.md §1.1).
+// wire is the event prefix family of an app mode (docs/dify-wire.md, "SSE framing").
 type wire uint8
 
 const (

@@ -107,7 +107,7 @@ const (
 )
 
 // begin starts a `data: {...` frame in a pooled buffer, with the prefix of the app's mode
-// (dify-api.md §1.1): chat apps event, conversation_id, message_id, created_at, task_id
+// (docs/dify-wire.md, "SSE framing"): chat apps event, conversation_id, message_id, created_at, task_id
 // (and workflow_run_id for node events); completion apps without conversation_id; workflow
 // apps event, workflow_run_id, task_id. An error event has no task_id.
 func (c *chat) begin(event string, p prefix) *enc {
@@ -539,7 +539,7 @@ func (c *chat) streamHumanInput() {
 	}
 }
 
-// streamMessages emits a run without workflow events: the agent-chat run (§1.5), or a basic
+// streamMessages emits a run without workflow events: the agent-chat run (docs/dify-wire.md, "Agent app"), or a basic
 // chat or completion app's message chunks and message_end.
 func (c *chat) streamMessages() bool {
 	if !c.a.agent {
@@ -1115,7 +1115,7 @@ func (c *chat) serveBlocking() {
 	e := enc{b: make([]byte, 0, 1024), dumps: true}
 	switch c.a.wire {
 	case wireWorkflow:
-		// {"task_id","workflow_run_id","data":{id,workflow_id,status,outputs,error,…}} (§5)
+		// {"task_id","workflow_run_id","data":{id,workflow_id,status,outputs,error,…}} (docs/dify-wire.md, "Workflow and completion apps")
 		now := c.s.clock()
 		e.open().kstr("task_id", c.task).kstr("workflow_run_id", c.run).key("data").obj().kstr("id", c.run).
 			kstr("workflow_id", c.a.wfID).kstr("status", "succeeded").key("outputs").obj().key("text")

@@ -11,12 +11,12 @@ import (
 
 // Default keys and ids. They work out of the box with every Server.
 const (
-	// SimpleChatKey selects the simple chatflow (Start → Answer, dify-api.md §1.3).
+	// SimpleChatKey selects the simple chatflow (Start → Answer, docs/dify-wire.md, "Simple chatflow").
 	SimpleChatKey = "app-mocksimplechatflow000000"
 	// ComplexChatKey selects the complex chatflow (Start → IF/ELSE → Tool →
-	// Knowledge Retrieval → LLM → Answer, §1.4).
+	// Knowledge Retrieval → LLM → Answer, docs/dify-wire.md, "Complex chatflow").
 	ComplexChatKey = "app-mockcomplexchatflow00000"
-	// AgentChatKey selects the agent-chat app (function calling, §1.5). It
+	// AgentChatKey selects the agent-chat app (function calling, docs/dify-wire.md, "Agent app"). It
 	// streams only: blocking requests get 400 invalid_param.
 	AgentChatKey = "app-mockagentchatapp00000000"
 	// DatasetKey is the knowledge (dataset) API key; it works only on

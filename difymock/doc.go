@@ -5,7 +5,8 @@
 //
 // # Wire format
 //
-// Responses follow Dify 1.13.3's service API byte for byte:
+// Responses follow Dify 1.13.3's service API byte for byte (the facts the
+// mock and the client share are written down in docs/dify-wire.md):
 //
 //   - every response carries X-Version (the Dify version, 1.13.3 by
 //     default) and X-Env: PRODUCTION;
@@ -26,9 +27,9 @@
 // # Apps, keys and endpoints
 //
 //	key                    app (truth name)      Dify mode      endpoint and flow
-//	SimpleChatKey          simple_chatflow       advanced-chat  chat-messages: Start → Answer "You said: {{query}}" (§1.3)
-//	ComplexChatKey         complex_chatflow      advanced-chat  chat-messages: Start → IF/ELSE → Tool → Knowledge Retrieval → LLM → Answer (§1.4)
-//	AgentChatKey           agent                 agent-chat     chat-messages: agent_thought / agent_message (§1.5); streaming only
+//	SimpleChatKey          simple_chatflow       advanced-chat  chat-messages: Start → Answer "You said: {{query}}" (docs/dify-wire.md, "Simple chatflow")
+//	ComplexChatKey         complex_chatflow      advanced-chat  chat-messages: Start → IF/ELSE → Tool → Knowledge Retrieval → LLM → Answer (docs/dify-wire.md, "Complex chatflow")
+//	AgentChatKey           agent                 agent-chat     chat-messages: agent_thought / agent_message (docs/dify-wire.md, "Agent app"); streaming only
 //	ChatAppKey             chat                  chat           chat-messages: message chunks, message_end
 //	CompletionAppKey       completion            completion     completion-messages: message chunks, message_end (no conversation)
 //	WorkflowAppKey         workflow              workflow       workflows/run: Start → LLM → End, text_chunk, workflow_finished
@@ -57,7 +58,7 @@
 // invalid_param "Agent Chat App does not support blocking mode"). Every app
 // streams exactly Tokens answer chunks after TTFT, one every TokenDelay. The
 // simple chatflow's chunks are "You said: ", the query, then filler words
-// (so Tokens=2 reproduces §1.3 exactly); the other apps stream filler
+// (so Tokens=2 reproduces the simple chatflow of docs/dify-wire.md exactly); the other apps stream filler
 // words. message_end usage: completion_tokens = chunks streamed,
 // prompt_tokens = 10 + len(query)/4, prices as decimal strings (0.15 and 0.6
 // USD per million tokens), latency, time_to_first_token and
@@ -65,7 +66,7 @@
 // as Dify does). Node and workflow "outputs" show the logical answer, which
 // leaves out fault filler (big chunks, invalid bytes).
 //
-// POST /v1/datasets/{id}/retrieve (alias /hit-testing) takes the §4 body
+// POST /v1/datasets/{id}/retrieve (alias /hit-testing) takes the body of docs/dify-wire.md, "Knowledge retrieval",
 // and returns up to min(top_k, 10) records (top_k 4 without
 // retrieval_model; scores 0.92, 0.85, …; score_threshold applies when
 // enabled) after RetrievalLatency. The dataset id must be DefaultDatasetID
@@ -112,13 +113,13 @@
 //
 //	fault            what the mock does                                           client reports
 //	401              401 unauthorized "Access token is invalid"                   HTTP 401 unauthorized
-//	429              429 too_many_requests (§3.1 message)                         HTTP 429 too_many_requests
+//	429              429 too_many_requests (Dify's text)                          HTTP 429 too_many_requests
 //	500              500 internal_server_error                                    HTTP 500 internal_server_error
 //	error_event      a few tokens, then an error event, code                      stream error: completion_request_error
 //	                 completion_request_error, status 400; no message_end
 //	workflow_failed  a few tokens, then node_finished(failed) →                   workflow failed
 //	                 workflow_finished(failed) → error invalid_param "Run
-//	                 failed: …" (§1.4); the agent app has no workflow and
+//	                 failed: …" (as Dify does); the agent app has no workflow and
 //	                 sends only the error event                                   (agent: stream error: invalid_param)
 //	no_terminal      a few tokens, then the stream ends cleanly                   stream ended before message_end
 //	malformed_json   a few tokens, then a data: frame with broken JSON, then end  malformed event JSON

@@ -11,7 +11,7 @@ import (
 	"unicode/utf8"
 )
 
-// serveRetrieve answers POST /v1/datasets/{id}/retrieve (§4).
+// serveRetrieve answers POST /v1/datasets/{id}/retrieve (docs/dify-wire.md, "Knowledge retrieval").
 func (s *Server) serveRetrieve(rq *req, datasetID string) {
 	key := rq.auth()
 	if key == "" {

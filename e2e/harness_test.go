@@ -3,14 +3,11 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -25,6 +22,7 @@ import (
 
 	"github.com/difyload/difyload/difymock"
 	"github.com/difyload/difyload/internal/locustbin"
+	"github.com/difyload/difyload/internal/locusttest"
 )
 
 // binary is the difyload binary built once for the package by TestMain.
@@ -145,15 +143,7 @@ func tail(s string, lines int) string {
 	return strings.Join(parts, "\n")
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return locusttest.FreePort(t) }
 
 // waitFor polls cond until it holds or limit passes.
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
@@ -305,29 +295,7 @@ func (e *env) startPythonWorker(t *testing.T, version string, m *master) *proc {
 }
 
 // csvRows reads a Locust CSV into maps keyed by the header.
-func csvRows(t *testing.T, path string) []map[string]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatalf("open %s: %v", path, err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(bufio.NewReader(f)).ReadAll()
-	if err != nil {
-		t.Fatalf("parse %s: %v", path, err)
-	}
-	var rows []map[string]string
-	for _, r := range recs[1:] {
-		row := map[string]string{}
-		for i, h := range recs[0] {
-			if i < len(r) {
-				row[h] = r[i]
-			}
-		}
-		rows = append(rows, row)
-	}
-	return rows
-}
+func csvRows(t *testing.T, path string) []map[string]string { return locusttest.CSVRows(t, path) }
 
 // statsRow finds the (Type, Name) row of a *_stats.csv.
 func statsRow(rows []map[string]string, typ, name string) map[string]string {

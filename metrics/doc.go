@@ -1,6 +1,6 @@
 // Package metrics is difyload's Locust-compatible statistics model.
 //
-// It has five parts:
+// It has five parts, the Locust stats model first and the LLM metrics last:
 //
 //   - [Stats] collects [Sample]s from many goroutines and, on [Stats.Drain],
 //     returns a [Report]: the delta for one reporting interval in exactly the
@@ -19,9 +19,13 @@
 //   - [ServedTotal] is the Aggregated entry difyload reports: the request rows
 //     summed, the stream rows ([MethodStream], "SSE") left out except for their
 //     failures, so Aggregated counts the requests the target served.
-//   - [Histogram] is an exact, mergeable HDR histogram (1 µs .. 1 h, three
-//     significant digits) for LLM-specific metrics that Locust's two-digit
-//     buckets are too coarse for.
+//   - The LLM half: [LLM] aggregates one [StreamSample] per stream (TTFT,
+//     TTFE, TPOT, inter-chunk gaps, E2E, Dify's own latency figures, output
+//     tokens, goodput against an [SLO]) into sparse log-linear histograms
+//     ([LLMHistogram], [LLMBucket]) that a master-side locustfile merges by
+//     summing dicts; [LLM.Drain] is the "difyload_llm" custom message payload,
+//     [LLM.Totals] the run's totals. [NewLLMCollector] exports them to
+//     Prometheus and [JSONLWriter] writes one JSON line per stream.
 //
 // Units: Sample carries time.Duration; the conversion to float milliseconds
 // (fractional ms kept) happens only inside Stats, because Locust's wire format

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh: difyload's whole test suite, as CI runs it, on a fresh Debian machine with Go.
 #   scripts/setup.sh first (idempotent: installs libczmq, Locust 2.12.1 and the Locust 2.46
-#   chroot when missing), then gofmt, go mod tidy, go vet and go test -race over every
+#   chroot when missing), then gofmt, go mod tidy, scripts/check-docs.sh, go vet and go test -race over every
 #   package with the goczmq build tag, against real Locust masters over loopback.
 # Extra arguments go to `go test` (e.g. scripts/test.sh -run TestParity -p 1).
 set -euo pipefail
@@ -19,6 +19,8 @@ echo "== go mod tidy"
 if ! diff=$(go mod tidy -diff 2>&1); then
   echo "go.mod/go.sum are not tidy (run go mod tidy):"; echo "$diff"; exit 1
 fi
+echo "== docs (one home per topic, README <= 300 lines, links)"
+bash scripts/check-docs.sh
 echo "== go vet -tags goczmq"
 go vet -tags goczmq ./...
 echo "== go build (with and without goczmq)"

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	r3sse "github.com/r3labs/sse/v2"
+
+	"github.com/difyload/difyload/sse/internal/jsonscan"
 )
 
 // benchTranscript is the complex-chatflow transcript (node events with retrieval content, two
@@ -232,9 +234,9 @@ func BenchmarkDecode(b *testing.B) {
 			return (k == kindMessage || k == kindAgentMessage) && answerNonEmpty(p)
 		}},
 		{"json.Valid", json.Valid},
-		{"validJSON", validJSON},
+		{"validJSON", jsonscan.Valid},
 		{"validJSON+classify", func(p []byte) bool {
-			if !validJSON(p) {
+			if !jsonscan.Valid(p) {
 				return false
 			}
 			name, _ := eventName(p)
@@ -274,7 +276,7 @@ func BenchmarkReaderClassify(b *testing.B) {
 			if err != nil {
 				break
 			}
-			if !ev.hasData || !validJSON(ev.data) {
+			if !ev.hasData || !jsonscan.Valid(ev.data) {
 				continue
 			}
 			name, _ := eventName(ev.data)

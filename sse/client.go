@@ -3,34 +3,17 @@ package sse
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptrace"
 	"strings"
 	"sync"
 	"time"
-)
 
-// Defaults for zero Config and TransportConfig fields.
-const (
-	// DefaultMaxEventSize is Config.MaxEventSize's default: 8 MiB.
-	DefaultMaxEventSize = 8 << 20
-	// DefaultFirstTokenTimeout is Config.FirstTokenTimeout's default.
-	DefaultFirstTokenTimeout = 60 * time.Second
-	// DefaultIdleTimeout is Config.IdleTimeout's default (Dify pings every 10 s).
-	DefaultIdleTimeout = 30 * time.Second
-	// DefaultStreamTimeout is Config.StreamTimeout's default.
-	DefaultStreamTimeout = 5 * time.Minute
-	// DefaultMaxIdleConnsPerHost is TransportConfig.MaxIdleConnsPerHost's default.
-	DefaultMaxIdleConnsPerHost = 10000
-	// DefaultDialTimeout is TransportConfig.DialTimeout's default.
-	DefaultDialTimeout = 10 * time.Second
+	"github.com/difyload/difyload/sse/internal/jsonscan"
 )
 
 const (
@@ -52,111 +35,6 @@ const (
 
 // errDrain is the cancellation cause of an expired drain.
 const errDrain constError = "sse: drain timed out"
-
-// Config configures a Client. The zero value is usable: every zero field takes its default.
-type Config struct {
-	// Client sends the requests. nil means a client on NewTransport(TransportConfig{}).
-	// Its Timeout should be 0: the timeouts below are enforced per request.
-	Client *http.Client
-	// MaxEventSize bounds the raw size of one SSE event (its lines and line endings) and of a
-	// Post body. 0 means DefaultMaxEventSize (8 MiB). A larger event fails the stream with
-	// "event too large" without being buffered.
-	MaxEventSize int
-	// FirstTokenTimeout bounds the time from the request start to the first non-empty answer
-	// chunk. 0 means DefaultFirstTokenTimeout; negative disables it.
-	FirstTokenTimeout time.Duration
-	// IdleTimeout bounds the silence between reads of the body (Stream: from the response
-	// headers on; Post: from the start). 0 means DefaultIdleTimeout; negative disables it.
-	IdleTimeout time.Duration
-	// StreamTimeout bounds the whole request. 0 means DefaultStreamTimeout; negative
-	// disables it.
-	StreamTimeout time.Duration
-}
-
-// Validate reports configuration errors. NewClient replaces invalid values by defaults.
-func (c Config) Validate() error {
-	if c.MaxEventSize < 0 {
-		return fmt.Errorf("sse: MaxEventSize %d is negative", c.MaxEventSize)
-	}
-	return nil
-}
-
-func (c Config) withDefaults() Config {
-	if c.MaxEventSize <= 0 {
-		c.MaxEventSize = DefaultMaxEventSize
-	}
-	if c.FirstTokenTimeout == 0 {
-		c.FirstTokenTimeout = DefaultFirstTokenTimeout
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = DefaultIdleTimeout
-	}
-	if c.StreamTimeout == 0 {
-		c.StreamTimeout = DefaultStreamTimeout
-	}
-	return c
-}
-
-// TransportConfig configures NewTransport. The zero value is usable.
-type TransportConfig struct {
-	// MaxIdleConnsPerHost is the keep-alive pool size per host. 0 means
-	// DefaultMaxIdleConnsPerHost (10000). Go's default of 2 makes most of thousands of
-	// concurrent users redial for every request.
-	MaxIdleConnsPerHost int
-	// InsecureSkipVerify disables TLS certificate verification (verification is on by
-	// default).
-	InsecureSkipVerify bool
-	// RootCAs, if set, replaces the system roots for TLS verification.
-	RootCAs *x509.CertPool
-	// DialTimeout bounds the TCP dial. 0 means DefaultDialTimeout (10s).
-	DialTimeout time.Duration
-	// UserClock turns off kernel receive timestamps (SO_TIMESTAMPNS, Linux): every time is
-	// then time.Now when a read returned (Result.Clock is ClockUser).
-	UserClock bool
-}
-
-// NewTransport returns an http.Transport tuned for many concurrent long-lived streams to few
-// hosts: keep-alive with a large per-host idle pool and no global idle limit, HTTP/1.1 only
-// (no HTTP/2 upgrade, neither on plain http nor over TLS, so each user has its own
-// connection as with Locust's HTTP/1.1 clients), no transparent gzip (byte counts are wire
-// bytes), and TLS verification unless InsecureSkipVerify. Proxies come from the environment
-// like http.DefaultTransport. Share one Transport per process.
-func NewTransport(cfg TransportConfig) *http.Transport {
-	if cfg.MaxIdleConnsPerHost <= 0 {
-		cfg.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
-	}
-	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = DefaultDialTimeout
-	}
-	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	dial := dialer.DialContext
-	if !cfg.UserClock {
-		dial = dialStamped(dial)
-	}
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dial,
-		ForceAttemptHTTP2:     false,
-		Protocols:             &protocols,
-		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{},
-		MaxIdleConns:          0, // no global limit
-		MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   cfg.DialTimeout,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
-		// Requests are small (a chat body is a few hundred bytes); Go's default 4 KiB write
-		// buffer per connection is most of what an open stream costs after the stacks.
-		WriteBufferSize: 1 << 10,
-		TLSClientConfig: &tls.Config{
-			InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // opt-in for test targets
-			RootCAs:            cfg.RootCAs,
-			MinVersion:         tls.VersionTLS12,
-		},
-	}
-}
 
 // Client sends Dify requests and measures their streams. It is safe for concurrent use by
 // many goroutines; create one per process (or per configuration) and share it.
@@ -185,104 +63,6 @@ func NewClient(cfg Config) *Client {
 	c.firstCause, c.idleCause, c.streamCause = newTimeoutCauses(cfg)
 	c.silentCause = "timeout: only a ping in " + failureDuration(cfg.FirstTokenTimeout) + " (queued, or missing required inputs)"
 	return c
-}
-
-// Request is one POST to Dify.
-type Request struct {
-	// URL is the full URL, e.g. http://127.0.0.1:5001/v1/chat-messages.
-	URL string
-	// APIKey is sent as "Authorization: Bearer <key>". It never appears in errors.
-	APIKey string
-	// Body is the JSON request body.
-	Body []byte
-	// Header holds optional extra headers (they may override Content-Type and Accept).
-	Header http.Header
-	// Mode is the app mode; it picks the answer and terminal events. "" → chatflow.
-	Mode Mode
-}
-
-// Result is what Stream measured. All times carry the monotonic clock; subtract them with
-// Sub. Times of body bytes (FirstByte, events, chunks, End on success) are the kernel's
-// receive time of those bytes where the connection has it (see Clock), else time.Now when
-// the read returned them. A zero time means the point was not reached.
-type Result struct {
-	// Clock says which clock timed the headers and body reads: ClockKernel, ClockUser or
-	// ClockMixed.
-	Clock Clock
-	// StatusCode is the HTTP status (0 if no response).
-	StatusCode int
-	// Start is taken just before the request is sent.
-	Start time.Time
-	// Headers is when the response headers arrived.
-	Headers time.Time
-	// FirstByte is when the first body read returned data.
-	FirstByte time.Time
-	// FirstEvent is when the first event (including a ping) was complete.
-	FirstEvent time.Time
-	// FirstDataEvent is when the first event with data (any Dify event but the ping keep-alive)
-	// was complete: time to first event (TTFE). On Dify 1.13 a relayed run sends one ping at
-	// once and its first data event only when a job worker has started it, so FirstDataEvent
-	// minus Start is the wait in Dify's queue plus the run's setup.
-	FirstDataEvent time.Time
-	// FirstToken is when the first non-empty answer chunk arrived: message/agent_message,
-	// or text_chunk with a non-empty data.text for a workflow app (ModeWorkflow).
-	// After an agent_message, message events are not chunks (a New Agent app repeats the
-	// full answer in one message event at the end).
-	FirstToken time.Time
-	// LastToken is when the last non-empty answer chunk arrived.
-	LastToken time.Time
-	// End is when the stream concluded: on success the terminal event (see the package
-	// documentation); on failure when the failure was detected. Set whenever Stream returns.
-	End time.Time
-	// ChunkTimes holds the arrival time of every non-empty answer chunk, in order.
-	ChunkTimes []time.Time
-	// Chunks is the number of non-empty answer chunks.
-	Chunks int
-	// Events counts every dispatched event, including pings and unknown events.
-	Events int
-	// Pings counts `event: ping` keep-alive frames.
-	Pings int
-	// UnknownEvents counts events whose type this package does not know (kept, not fatal).
-	UnknownEvents int
-	// BytesRead counts the body bytes read (wire bytes after de-chunking).
-	BytesRead int64
-	// Usage is message_end's metadata.usage; Usage.Present is false without it.
-	Usage Usage
-	// MessageID, ConversationID and TaskID come from message_end (or the error or
-	// workflow_finished event).
-	MessageID, ConversationID, TaskID string
-	// WorkflowStatus is workflow_finished's data.status, if one arrived.
-	WorkflowStatus string
-	// WorkflowRunID is workflow_finished's workflow_run_id, if one arrived.
-	WorkflowRunID string
-}
-
-// Usage is message_end.metadata.usage.
-type Usage struct {
-	// Present is true when message_end carried a usage object.
-	Present bool
-	// PromptTokens, CompletionTokens and TotalTokens are the token counts.
-	PromptTokens, CompletionTokens, TotalTokens int64
-	// Latency is usage.latency (seconds on the wire); valid if HasLatency.
-	Latency time.Duration
-	// TimeToFirstToken is usage.time_to_first_token; valid if HasTTFT (null on the wire
-	// for many models).
-	TimeToFirstToken time.Duration
-	// HasLatency and HasTTFT report whether the corresponding value was a number.
-	HasLatency, HasTTFT bool
-}
-
-// Response is what Post measured.
-type Response struct {
-	// StatusCode is the HTTP status (0 if no response).
-	StatusCode int
-	// Start, Headers and End are the request start, the response headers and the end of the
-	// body (or the failure), monotonic.
-	Start, Headers, End time.Time
-	// BytesRead counts the body bytes read.
-	BytesRead int64
-	// Body is the response body when it is at most 256 KiB (nil otherwise).
-	Body []byte
 }
 
 // run holds the per-request context, timers and body accounting.
@@ -586,7 +366,7 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 		if res.FirstDataEvent.IsZero() {
 			res.FirstDataEvent = now
 		}
-		if !validJSON(ev.data) {
+		if !jsonscan.Valid(ev.data) {
 			if ev.partial {
 				return &StreamError{Phase: PhaseTruncated, Reason: term.truncated(), Err: io.ErrUnexpectedEOF}
 			}
@@ -749,7 +529,7 @@ func (c *Client) post(rn *run, req Request, out *Response) *StreamError {
 		return &StreamError{Phase: PhaseTooLarge, Reason: failBodyTooLarge,
 			Err: fmt.Errorf("sse: response body exceeds %d bytes", limit)}
 	}
-	if !validJSON(buf) {
+	if !jsonscan.Valid(buf) {
 		return &StreamError{Phase: PhaseDecode, Reason: failNotJSON,
 			Err: fmt.Errorf("POST %s: body is not valid JSON (%d bytes)", resp.Request.URL.Redacted(), len(buf))}
 	}

@@ -2,9 +2,10 @@ package sse
 
 import (
 	"bytes"
-	"encoding/json"
 	"math"
 	"time"
+
+	"github.com/difyload/difyload/sse/internal/jsonscan"
 )
 
 // eventKind is the decoded Dify event type.
@@ -73,14 +74,14 @@ func kindOf(name []byte) eventKind {
 // fallback walks the top-level keys. ok is false when there is no "event" string. The result
 // aliases data unless the value contains escapes (then it is decoded, which allocates).
 func eventName(data []byte) (name []byte, ok bool) {
-	i := skipWS(data, 0)
+	i := jsonscan.SkipWS(data, 0)
 	if i < len(data) && data[i] == '{' {
-		i = skipWS(data, i+1)
+		i = jsonscan.SkipWS(data, i+1)
 		const key = `"event"`
 		if bytes.HasPrefix(data[i:], []byte(key)) {
-			j := skipWS(data, i+len(key))
+			j := jsonscan.SkipWS(data, i+len(key))
 			if j < len(data) && data[j] == ':' {
-				j = skipWS(data, j+1)
+				j = jsonscan.SkipWS(data, j+1)
 				if j < len(data) && data[j] == '"' {
 					if k := bytes.IndexByte(data[j+1:], '"'); k >= 0 {
 						v := data[j+1 : j+1+k]
@@ -92,171 +93,29 @@ func eventName(data []byte) (name []byte, ok bool) {
 			}
 		}
 	}
-	raw, found := topLevelField(data, "event")
+	raw, found := jsonscan.Field(data, "event")
 	if !found || len(raw) == 0 || raw[0] != '"' {
 		return nil, false
 	}
-	return unquote(raw)
-}
-
-// unquote returns the contents of a raw JSON string, decoding escapes only when present.
-func unquote(raw []byte) ([]byte, bool) {
-	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
-		return nil, false
-	}
-	v := raw[1 : len(raw)-1]
-	if bytes.IndexByte(v, '\\') < 0 {
-		return v, true
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return nil, false
-	}
-	return []byte(s), true
+	return jsonscan.Unquote(raw)
 }
 
 // answerNonEmpty reports whether the top-level "answer" of a valid JSON object is a non-empty
 // string. Any escape sequence denotes at least one character, so the raw token suffices.
 func answerNonEmpty(data []byte) bool {
-	raw, ok := topLevelField(data, "answer")
+	raw, ok := jsonscan.Field(data, "answer")
 	return ok && len(raw) > 2 && raw[0] == '"'
 }
 
 // textNonEmpty reports whether a text_chunk event's data.text (valid JSON) is a non-empty
 // string, without allocating.
 func textNonEmpty(data []byte) bool {
-	d, ok := topLevelField(data, "data")
+	d, ok := jsonscan.Field(data, "data")
 	if !ok || len(d) == 0 || d[0] != '{' {
 		return false
 	}
-	raw, ok := topLevelField(d, "text")
+	raw, ok := jsonscan.Field(d, "text")
 	return ok && len(raw) > 2 && raw[0] == '"'
-}
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) {
-		switch b[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
-}
-
-// topLevelField returns the raw value of key in the top-level JSON object data, which must be
-// valid JSON (json.Valid). Keys are compared after decoding escapes only when a key contains
-// one. It never allocates for escape-free keys.
-func topLevelField(data []byte, key string) ([]byte, bool) {
-	i := skipWS(data, 0)
-	if i >= len(data) || data[i] != '{' {
-		return nil, false
-	}
-	i++
-	for {
-		i = skipWS(data, i)
-		if i >= len(data) || data[i] != '"' {
-			return nil, false // '}' or malformed
-		}
-		kEnd := skipString(data, i)
-		if kEnd < 0 {
-			return nil, false
-		}
-		k := data[i:kEnd]
-		i = skipWS(data, kEnd)
-		if i >= len(data) || data[i] != ':' {
-			return nil, false
-		}
-		i = skipWS(data, i+1)
-		vEnd := skipValue(data, i)
-		if vEnd < 0 {
-			return nil, false
-		}
-		if keyEquals(k, key) {
-			return data[i:vEnd], true
-		}
-		i = skipWS(data, vEnd)
-		if i >= len(data) || data[i] != ',' {
-			return nil, false
-		}
-		i++
-	}
-}
-
-func keyEquals(raw []byte, key string) bool {
-	if len(raw) == len(key)+2 && string(raw[1:len(raw)-1]) == key {
-		return true
-	}
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return false
-	}
-	v, ok := unquote(raw)
-	return ok && string(v) == key
-}
-
-// skipString returns the index just past the JSON string starting at data[i] == '"'.
-// The closing quote is the first '"' preceded by an even run of backslashes (\uXXXX hex
-// digits never contain '"' or '\'). IndexByte, not IndexAny: IndexAny builds its byte set
-// on every call, which cost more than the scan on Dify's many short strings.
-func skipString(data []byte, i int) int {
-	i++
-	for {
-		k := bytes.IndexByte(data[i:], '"')
-		if k < 0 {
-			return -1
-		}
-		j := i + k
-		n := 0
-		for p := j - 1; p >= i && data[p] == '\\'; p-- {
-			n++
-		}
-		if n%2 == 0 {
-			return j + 1
-		}
-		i = j + 1
-	}
-}
-
-// skipValue returns the index just past the JSON value starting at data[i].
-func skipValue(data []byte, i int) int {
-	if i >= len(data) {
-		return -1
-	}
-	switch data[i] {
-	case '"':
-		return skipString(data, i)
-	case '{', '[':
-		depth := 0
-		for i < len(data) {
-			switch data[i] {
-			case '"':
-				i = skipString(data, i)
-				if i < 0 {
-					return -1
-				}
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return -1
-	default: // number, true, false, null
-		for i < len(data) {
-			switch data[i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return i
-			}
-			i++
-		}
-		return i
-	}
 }
 
 // wireUsage is message_end.metadata.usage; only the timing-relevant fields.

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/difyload/difyload/sse/internal/jsonscan"
 )
 
 // frameAll renders every event eventReader produces from src, then its final error.
@@ -389,7 +391,7 @@ func FuzzReader(f *testing.F) {
 			if payload := ev.data; json.Valid(payload) {
 				_, _ = eventName(payload)
 				_ = answerNonEmpty(payload)
-				_, _ = topLevelField(payload, "answer")
+				_, _ = jsonscan.Field(payload, "answer")
 			}
 		}
 	})

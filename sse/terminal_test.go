@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/difyload/difyload/sse/internal/jsonscan"
 )
 
 // TestTerminalFastPathMatchesStdlib: whenever the terminal-event fast path accepts an input,
@@ -54,7 +56,7 @@ func TestTerminalFastPathMatchesStdlib(t *testing.T) {
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
 			line := bytes.TrimPrefix(bytes.TrimPrefix(sc.Bytes(), []byte("data:")), []byte(" "))
-			if !validJSON(line) {
+			if !jsonscan.Valid(line) {
 				continue
 			}
 			switch name, _ := eventName(line); string(name) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/difyload/difyload/metrics"
+	"github.com/difyload/difyload/runner"
 	"github.com/difyload/difyload/sse"
 	"github.com/difyload/difyload/workload"
 )
@@ -214,15 +215,26 @@ type User struct {
 	taskStart time.Time
 }
 
-// NewUser creates simulated user number id on a stand-alone run.
-func (c *Class) NewUser(id int, host string, opts map[string]any) (*User, error) {
-	return c.NewUserAt(id, -1, host, opts)
+var (
+	_ runner.UserClass    = (*Class)(nil)
+	_ runner.FixedCounter = (*Class)(nil)
+	_ runner.User         = (*User)(nil)
+)
+
+// NewUser implements runner.UserClass: it creates simulated user number id on the worker
+// the master numbered env.WorkerIndex (-1: stand-alone). env.Host is the master's --host
+// (spawn message), env.ParsedOptions its parsed_options: --tags/--exclude-tags select the
+// tasks, dify_split_flows names the rows.
+func (c *Class) NewUser(id int, env runner.Env) (runner.User, error) {
+	u, err := c.newUser(id, env.WorkerIndex, env.Host, env.ParsedOptions)
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
 }
 
-// NewUserAt creates simulated user number id on the worker the master numbered
-// workerIndex (-1: stand-alone). host is the master's --host (spawn message), opts its
-// parsed_options: --tags/--exclude-tags select the tasks, dify_split_flows names the rows.
-func (c *Class) NewUserAt(id, workerIndex int, host string, opts map[string]any) (*User, error) {
+// newUser is NewUser with the concrete type.
+func (c *Class) newUser(id, workerIndex int, host string, opts map[string]any) (*User, error) {
 	c.mu.Lock()
 	classHost, only, onlySet := c.host, slices.Clone(c.only), c.onlySet
 	c.mu.Unlock()

@@ -35,6 +35,9 @@
 //   - a stream cancelled by a stop is no failure: only the POST row (if its headers came)
 //     is recorded.
 //
-// The classes implement the worker package's UserClass interface structurally; tasks does
-// not import the worker.
+// *Class implements runner.UserClass (and runner.FixedCounter for fixed_count) and *User
+// implements runner.User, so the worker and `difyload run` run them as they are; tasks never
+// imports the worker. The master's options reach a user through runner.Env.ParsedOptions at
+// its creation; the LLM options (LLMObserver.ApplyOptions) are applied once per spawn by the
+// worker's OnSpawn hook.
 package tasks

@@ -134,8 +134,8 @@ func NewLLMObserver(cfg LLMObserverConfig) *LLMObserver {
 
 // ApplyOptions applies the master's parsed_options (spawn message): slo_ttft, slo_tpot and
 // slo_e2e (milliseconds) fill the SLO fields the worker's flags left at zero, and llm_rows
-// turns the extra rows on. It is cheap and idempotent; call it on every spawn (e.g. in the
-// user class adapter's NewUser). nil opts keep the flag values.
+// turns the extra rows on. It is cheap and idempotent; the worker calls it once per spawn
+// (worker.Config.OnSpawn). nil opts keep the flag values.
 func (o *LLMObserver) ApplyOptions(opts map[string]any) {
 	slo := o.flagSLO
 	if slo.TTFT == 0 {

@@ -169,11 +169,11 @@ func TestChatUserFeedsObserver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := cls.NewUser(1, "http://127.0.0.1:1", map[string]any{"dify_simple_app_key": "app-x", OptionLLMRows: true})
+	u, err := cls.newUser(1, -1, "http://127.0.0.1:1", map[string]any{"dify_simple_app_key": "app-x", OptionLLMRows: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs.ApplyOptions(map[string]any{OptionLLMRows: true}) // what the worker adapter does at spawn
+	obs.ApplyOptions(map[string]any{OptionLLMRows: true}) // what the worker's OnSpawn does at every spawn
 	if err := u.RunTask(context.Background()); err != nil {
 		t.Fatal(err)
 	}

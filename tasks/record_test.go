@@ -148,9 +148,9 @@ func TestAgainstMock(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	cu, err := chat.NewUser(1, srv.URL, nil)
+	cu, err := chat.newUser(1, -1, srv.URL, nil)
 	require.NoError(t, err)
-	ru, err := retr.NewUser(2, srv.URL+"/v1/", nil)
+	ru, err := retr.newUser(2, -1, srv.URL+"/v1/", nil)
 	require.NoError(t, err)
 	const n = 6
 	for i := 0; i < n; i++ {
@@ -191,9 +191,9 @@ func TestSplitFlowsFromMaster(t *testing.T) {
 	t.Parallel()
 	cls, err := NewChatUser(Config{Defaults: Keys{SimpleAppKey: "app-x"}}, fakeStreamer{}, &recorder{}, nil)
 	require.NoError(t, err)
-	plain, err := cls.NewUser(1, "http://127.0.0.1:1", nil)
+	plain, err := cls.newUser(1, -1, "http://127.0.0.1:1", nil)
 	require.NoError(t, err)
-	split, err := cls.NewUser(2, "http://127.0.0.1:1", map[string]any{"dify_split_flows": true})
+	split, err := cls.newUser(2, -1, "http://127.0.0.1:1", map[string]any{"dify_split_flows": true})
 	require.NoError(t, err)
 	assert.False(t, plain.split)
 	assert.True(t, split.split)
@@ -243,7 +243,7 @@ func TestWaitTimeWithinRange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := cls.NewUser(1, "http://127.0.0.1:1", nil)
+	u, err := cls.newUser(1, -1, "http://127.0.0.1:1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -133,7 +133,7 @@ func TestEveryAppTypeRequest(t *testing.T) {
 		{tags: []any{"slow"}, want: "wf"},
 	} {
 		cls := classNamed(t, w, Deps{Client: st, Recorder: rec}, "U")
-		u, err := cls.NewUserAt(1, 0, "http://h", map[string]any{"tags": tc.tags, "exclude_tags": tc.exclude})
+		u, err := cls.newUser(1, 0, "http://h", map[string]any{"tags": tc.tags, "exclude_tags": tc.exclude})
 		require.NoError(t, err)
 		require.Len(t, u.tasks, 1, "tags %v exclude %v", tc.tags, tc.exclude)
 		assert.Equal(t, tc.want, u.tasks[0].name)
@@ -141,7 +141,7 @@ func TestEveryAppTypeRequest(t *testing.T) {
 	}
 	// No tags: the untagged kb task runs too; --exclude-tags alone keeps untagged tasks.
 	cls := classNamed(t, w, Deps{Client: st, Recorder: rec}, "U")
-	u, err := cls.NewUser(2, "http://h", map[string]any{"exclude_tags": []any{"chat", "gen"}})
+	u, err := cls.newUser(2, -1, "http://h", map[string]any{"exclude_tags": []any{"chat", "gen"}})
 	require.NoError(t, err)
 	require.Len(t, u.tasks, 1)
 	require.NoError(t, u.RunTask(ctx))
@@ -181,7 +181,7 @@ func TestFailedTurnEndsConversation(t *testing.T) {
 		return nil, nil
 	}}
 	cls := classNamed(t, w, Deps{Client: st, Recorder: &recorder{}}, "U")
-	u, err := cls.NewUser(1, "http://h", map[string]any{"tags": []any{"chat"}})
+	u, err := cls.newUser(1, -1, "http://h", map[string]any{"tags": []any{"chat"}})
 	require.NoError(t, err)
 	require.NoError(t, u.RunTask(context.Background()))
 	require.NoError(t, u.RunTask(context.Background()))
@@ -202,7 +202,7 @@ func TestSequentialPicksDifferPerWorkerAndUser(t *testing.T) {
 		for id := 1; id <= 4; id++ {
 			st := &scripted{}
 			cls := classNamed(t, w, Deps{Client: st, Recorder: &recorder{}}, "U")
-			u, err := cls.NewUserAt(id, worker, "http://h", nil)
+			u, err := cls.newUser(id, worker, "http://h", nil)
 			require.NoError(t, err)
 			for range 3 {
 				require.NoError(t, u.RunTask(context.Background()))
@@ -223,7 +223,7 @@ func TestUpdateUserClass(t *testing.T) {
 	w := parseWorkload(t, everyType)
 	cls := classNamed(t, w, Deps{Client: &scripted{}, Recorder: &recorder{}}, "U")
 	cls.Update(map[string]any{"user_class_name": "U", "host": "http://edited:1", "tasks": []any{"wf", "kb"}, "weight": int64(5)})
-	u, err := cls.NewUser(1, "http://master", nil)
+	u, err := cls.newUser(1, -1, "http://master", nil)
 	require.NoError(t, err)
 	assert.Equal(t, "http://edited:1", u.base)
 	assert.Equal(t, []string{"wf", "kb"}, []string{u.tasks[0].name, u.tasks[1].name})

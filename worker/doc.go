@@ -1,8 +1,13 @@
 // Package worker is a Locust worker in Go: it joins an unmodified Python
 // Locust master (tested against Debian's 2.12.1 and 2.46.7) over ZeroMQ and
-// runs user classes implemented elsewhere (tasks/) through the small
-// UserClass / User interfaces. It also provides the Scheduler that runs
-// users, used stand-alone by `difyload run`.
+// runs any runner.UserClass (the Dify users of tasks/ in difyload) on a
+// runner.Scheduler. It owns only the Locust protocol, in files grouped by
+// direction: message.go (states and message types), inbound.go (decoding and
+// parsing what the master sends), outbound.go (building what the worker
+// sends), worker.go (the loop and its states) and the transport
+// (transport*.go, zmqwait*.go). The users' life cycle is runner's, which
+// `difyload run` uses without this package. The protocol facts it relies on
+// are written down in docs/locust-protocol.md.
 //
 // # Transport
 //
@@ -121,8 +126,9 @@
 //
 // # Exceptions
 //
-// A panic in RunTask is recovered; the user continues after its wait. The
-// traceback is the Go stack between the panic and the scheduler, outermost
+// A panic in RunTask is recovered by runner.Scheduler; the user continues
+// after its wait. The traceback is the Go stack between the panic and the
+// scheduler, outermost
 // first, formatted like Python's format_tb ("  File "f.go", line 9, in
 // pkg.Func"), without goroutine ids, arguments or offsets, so identical
 // panics group under one master row (the master keys rows by

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/difyload/difyload/runner"
 )
 
 // masterException is one row of a master's GET /exceptions (the Exceptions tab).
@@ -71,7 +73,7 @@ func TestIntegrationPanicsInExceptionsTab(t *testing.T) {
 			for i := range 64 {
 				iter[i] = &atomic.Int64{}
 			}
-			chat.task = func(ctx context.Context, id int, env Env) error {
+			chat.task = func(ctx context.Context, id int, env runner.Env) error {
 				n := iter[id%64].Add(1)
 				switch {
 				case n <= panicsPerUser:
@@ -84,7 +86,7 @@ func TestIntegrationPanicsInExceptionsTab(t *testing.T) {
 				tasksAfter.Add(1)
 				return nil
 			}
-			classes := []UserClass{chat, &testClass{name: "RetrieveUser", weight: 1, wait: 50 * time.Millisecond}}
+			classes := []runner.UserClass{chat, &testClass{name: "RetrieveUser", weight: 1, wait: 50 * time.Millisecond}}
 			w, _, _ := runWorker(t, Config{MasterPort: port, ConnectTimeout: time.Minute, StatsInterval: time.Second, Logger: testLogger(t)}, classes, emptyStats{})
 			id := w.NodeID()
 			waitFor(t, base, 60*time.Second, "worker ready", func(s webStats) bool { return workerState(s, id) == "ready" })

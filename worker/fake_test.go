@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/difyload/difyload/runner"
 )
 
 // fakeConn is an in-memory conn: what the worker sends lands in out, what
@@ -222,7 +224,7 @@ type harness struct {
 	errc   chan error
 }
 
-func startHarness(t *testing.T, cfg Config, classes []UserClass, st StatsSource) *harness {
+func startHarness(t *testing.T, cfg Config, classes []runner.UserClass, st StatsSource) *harness {
 	t.Helper()
 	m := &fakeMaster{t: t}
 	if cfg.Logger == nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/difyload/difyload/metrics"
+	"github.com/difyload/difyload/runner"
 )
 
 // testClass is a UserClass whose users run fn.
@@ -16,16 +17,16 @@ type testClass struct {
 	name    string
 	weight  int
 	wait    time.Duration
-	task    func(ctx context.Context, id int, env Env) error
+	task    func(ctx context.Context, id int, env runner.Env) error
 	newErr  error
 	mu      sync.Mutex
-	envs    []Env
+	envs    []runner.Env
 	created int
 }
 
 func (c *testClass) Name() string { return c.name }
 func (c *testClass) Weight() int  { return c.weight }
-func (c *testClass) NewUser(id int, env Env) (User, error) {
+func (c *testClass) NewUser(id int, env runner.Env) (runner.User, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.newErr != nil {
@@ -36,11 +37,11 @@ func (c *testClass) NewUser(id int, env Env) (User, error) {
 	return &testUser{c: c, id: id, env: env}, nil
 }
 
-func (c *testClass) lastEnv() Env {
+func (c *testClass) lastEnv() runner.Env {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.envs) == 0 {
-		return Env{}
+		return runner.Env{}
 	}
 	return c.envs[len(c.envs)-1]
 }
@@ -48,7 +49,7 @@ func (c *testClass) lastEnv() Env {
 type testUser struct {
 	c   *testClass
 	id  int
-	env Env
+	env runner.Env
 }
 
 func (u *testUser) RunTask(ctx context.Context) error {
@@ -68,7 +69,7 @@ func (u *testUser) WaitTime() time.Duration { return u.c.wait }
 func recordingClass(name string, st *metrics.Stats, wait time.Duration) *testClass {
 	n := 0
 	var mu sync.Mutex
-	return &testClass{name: name, weight: 1, wait: wait, task: func(ctx context.Context, id int, env Env) error {
+	return &testClass{name: name, weight: 1, wait: wait, task: func(ctx context.Context, id int, env runner.Env) error {
 		mu.Lock()
 		n++
 		fail := n%5 == 0

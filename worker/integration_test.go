@@ -3,9 +3,7 @@
 package worker
 
 import (
-	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -22,6 +20,8 @@ import (
 	"time"
 
 	"github.com/difyload/difyload/internal/locustbin"
+	"github.com/difyload/difyload/internal/locusttest"
+	"github.com/difyload/difyload/runner"
 )
 
 // Integration tests against real Locust masters on 127.0.0.1.
@@ -71,15 +71,7 @@ class RetrieveUser(User):
         raise RuntimeError("Python never runs this: the Go worker does")
 `
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return locusttest.FreePort(t) }
 
 // master is one running locust master process.
 type master struct {
@@ -168,7 +160,7 @@ func unmountChroot(t *testing.T, v locustVersion, dir string) {
 }
 
 // runWorker runs a worker in the background; the returned func waits for Run.
-func runWorker(t *testing.T, cfg Config, classes []UserClass, st StatsSource) (w *Worker, cancel context.CancelFunc, wait func(time.Duration) error) {
+func runWorker(t *testing.T, cfg Config, classes []runner.UserClass, st StatsSource) (w *Worker, cancel context.CancelFunc, wait func(time.Duration) error) {
 	t.Helper()
 	w, err := New(cfg, classes, st)
 	if err != nil {
@@ -200,16 +192,8 @@ func runWorker(t *testing.T, cfg Config, classes []UserClass, st StatsSource) (w
 
 func csvRows(t *testing.T, path string) map[string][]string {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read %s: %v", path, err)
-	}
-	recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
-	if err != nil {
-		t.Fatalf("parse %s: %v", path, err)
-	}
 	out := map[string][]string{}
-	for i, r := range recs {
+	for i, r := range locusttest.ReadCSV(t, path) {
 		if i == 0 || len(r) < 4 {
 			continue
 		}
@@ -230,7 +214,7 @@ func TestIntegrationHeadless(t *testing.T) {
 				"--csv", filepath.Join(dir, "x"), "--loglevel", "DEBUG")
 
 			tap := newTapStats()
-			classes := []UserClass{
+			classes := []runner.UserClass{
 				recordingClass("ChatUser", tap.st, 100*time.Millisecond),
 				recordingClass("RetrieveUser", tap.st, 100*time.Millisecond),
 			}
@@ -364,7 +348,7 @@ func TestIntegrationStopStartCycle(t *testing.T) {
 			base := "http://127.0.0.1:" + strconv.Itoa(webPort)
 
 			tap := newTapStats()
-			classes := []UserClass{
+			classes := []runner.UserClass{
 				recordingClass("ChatUser", tap.st, 100*time.Millisecond),
 				recordingClass("RetrieveUser", tap.st, 100*time.Millisecond),
 			}
@@ -409,7 +393,7 @@ func TestIntegrationMasterRestart(t *testing.T) {
 			m1 := webMaster(t, v, dir, port, webPort)
 			base := "http://127.0.0.1:" + strconv.Itoa(webPort)
 
-			classes := []UserClass{
+			classes := []runner.UserClass{
 				&testClass{name: "ChatUser", weight: 3, wait: 50 * time.Millisecond},
 				&testClass{name: "RetrieveUser", weight: 1, wait: 50 * time.Millisecond},
 			}

@@ -335,7 +335,7 @@ func TestParseSpawn(t *testing.T) {
 
 func TestDecodeMessage(t *testing.T) {
 	t.Parallel()
-	// The real ack bytes from a 2.12.1 master (protocol notes §2).
+	// The real ack bytes from a 2.12.1 master (docs/locust-protocol.md, "Frames").
 	ack := append([]byte{0x93, 0xa3, 'a', 'c', 'k', 0x81, 0xa5, 'i', 'n', 'd', 'e', 'x', 0x00, 0xd9, byte(len(testNode))}, testNode...)
 	m, err := decodeMessage(ack)
 	if err != nil || m.Type != "ack" || m.NodeID != testNode || parseAckIndex(m.Data) != 0 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/difyload/difyload/metrics"
+	"github.com/difyload/difyload/runner"
 )
 
 // answerHeartbeats plays a 2.19+ master for n heartbeats.
@@ -177,14 +178,14 @@ func TestStatsKeptWhileDisconnected(t *testing.T) {
 // for user_count 0 (then quits) waits for them.
 func TestStoppingUsersCountAsRunning(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		slow := &testClass{name: "ChatUser", weight: 1, task: func(ctx context.Context, _ int, _ Env) error {
+		slow := &testClass{name: "ChatUser", weight: 1, task: func(ctx context.Context, _ int, _ runner.Env) error {
 			select {
 			case <-ctx.Done():
 			case <-time.After(4 * time.Second):
 			}
 			return nil
 		}}
-		h := startHarness(t, Config{}, []UserClass{slow}, emptyStats{})
+		h := startHarness(t, Config{}, []runner.UserClass{slow}, emptyStats{})
 		h.register()
 		h.push(typeSpawn, spawnData(1, map[string]int{"ChatUser": 1}, nil, 10.0))
 		h.expect(typeSpawningComplete, time.Second)
@@ -213,8 +214,8 @@ func TestStoppingUsersCountAsRunning(t *testing.T) {
 func TestResetStats(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := metrics.NewStats()
-		var spawned []Env
-		h := startHarness(t, Config{OnSpawn: func(env Env) { spawned = append(spawned, env) }}, twoClasses(), st)
+		var spawned []runner.Env
+		h := startHarness(t, Config{OnSpawn: func(env runner.Env) { spawned = append(spawned, env) }}, twoClasses(), st)
 		h.register()
 		opts := map[string]any{"reset_stats": true}
 		st.Record(metrics.Sample{Method: "POST", Name: "/before-spawn"})

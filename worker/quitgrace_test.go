@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/difyload/difyload/metrics"
+	"github.com/difyload/difyload/runner"
 )
 
 // A task that ends shortly after the master's quit is reported in the final stats; one
@@ -17,7 +18,7 @@ func TestQuitGraceReportsTasksUnderWay(t *testing.T) {
 		st := metrics.NewStats()
 		taskLen := map[string]time.Duration{"Short": 100 * time.Millisecond, "Long": 10 * time.Second}
 		mk := func(name string) *testClass {
-			return &testClass{name: name, weight: 1, wait: time.Hour, task: func(ctx context.Context, id int, env Env) error {
+			return &testClass{name: name, weight: 1, wait: time.Hour, task: func(ctx context.Context, id int, env runner.Env) error {
 				select {
 				case <-time.After(taskLen[name]):
 					st.Record(metrics.Sample{Method: "SSE", Name: name, Duration: taskLen[name], At: time.Now()})
@@ -26,7 +27,7 @@ func TestQuitGraceReportsTasksUnderWay(t *testing.T) {
 				return nil
 			}}
 		}
-		h := startHarness(t, Config{StatsInterval: time.Hour, QuitGrace: 300 * time.Millisecond}, []UserClass{mk("Short"), mk("Long")}, st)
+		h := startHarness(t, Config{StatsInterval: time.Hour, QuitGrace: 300 * time.Millisecond}, []runner.UserClass{mk("Short"), mk("Long")}, st)
 		h.register()
 		h.push(typeSpawn, spawnData(1, map[string]int{"Short": 1, "Long": 1}, nil, nil))
 		h.expect(typeSpawningComplete, time.Second)
@@ -55,7 +56,7 @@ func TestMessagesFollowStats(t *testing.T) {
 			n++
 			return []Message{{Type: "difyload_llm", Data: map[string]any{"seq": n}}}
 		}}
-		h := startHarness(t, cfg, []UserClass{&testClass{name: "A", weight: 1}}, emptyStats{})
+		h := startHarness(t, cfg, []runner.UserClass{&testClass{name: "A", weight: 1}}, emptyStats{})
 		h.register()
 		var order []string
 		for len(order) < 4 {

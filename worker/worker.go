@@ -12,13 +12,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/difyload/difyload/runner"
 )
 
 // Worker is a Locust worker: it registers with a master over ZeroMQ, runs
 // the users the master asks for, and reports their stats.
 type Worker struct {
 	cfg     Config
-	classes []UserClass
+	classes []runner.UserClass
 	stats   StatsSource
 	log     *slog.Logger
 	nodeID  string
@@ -26,8 +28,8 @@ type Worker struct {
 	started atomic.Bool
 
 	mu    sync.Mutex
-	sched *Scheduler // once Run started
-	loopX *loop      // once Run started
+	sched *runner.Scheduler // once Run started
+	loopX *loop             // once Run started
 }
 
 // Limits on what the worker sends per stats interval.
@@ -46,11 +48,11 @@ const (
 
 // New validates cfg and returns a Worker for classes (at least one, unique
 // names) reporting the stats of stats.
-func New(cfg Config, classes []UserClass, stats StatsSource) (*Worker, error) {
+func New(cfg Config, classes []runner.UserClass, stats StatsSource) (*Worker, error) {
 	return newWorker(cfg, classes, stats, zmqDial)
 }
 
-func newWorker(cfg Config, classes []UserClass, stats StatsSource, dial dialer) (*Worker, error) {
+func newWorker(cfg Config, classes []runner.UserClass, stats StatsSource, dial dialer) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("worker: invalid config: %w", err)
 	}
@@ -84,7 +86,7 @@ func newWorker(cfg Config, classes []UserClass, stats StatsSource, dial dialer) 
 	}
 	return &Worker{
 		cfg:     cfg,
-		classes: append([]UserClass(nil), classes...),
+		classes: append([]runner.UserClass(nil), classes...),
 		stats:   stats,
 		log:     cfg.Logger.With("node_id", id),
 		nodeID:  id,
@@ -96,7 +98,7 @@ func newWorker(cfg Config, classes []UserClass, stats StatsSource, dial dialer) 
 // message: call it from Config.OnMessage (a message sent before a spawn is handled before
 // it) or before Run. Names must be unique and valid; an empty list makes the worker run
 // nothing (every class the master asks for is then reported as unknown).
-func (w *Worker) SetClasses(classes []UserClass) error {
+func (w *Worker) SetClasses(classes []runner.UserClass) error {
 	seen := map[string]bool{}
 	for _, c := range classes {
 		if c == nil {
@@ -110,7 +112,7 @@ func (w *Worker) SetClasses(classes []UserClass) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.classes = append([]UserClass(nil), classes...)
+	w.classes = append([]runner.UserClass(nil), classes...)
 	if w.sched != nil {
 		w.sched.SetClasses(w.classes)
 	}
@@ -194,7 +196,7 @@ type loop struct {
 	log   *slog.Logger
 	conn  conn
 	ep    endpoint
-	sched *Scheduler
+	sched *runner.Scheduler
 	exc   *exceptionLimiter
 	excCh chan exceptionData
 	proc  procSampler
@@ -203,15 +205,13 @@ type loop struct {
 	phase phase
 
 	// Registration.
-	registering bool // client_ready sent, waiting for ack
-	registered  bool // acked (and not since invalidated)
-	everAcked   bool
-	index       int
-	readyTimer  *time.Timer
-	connTimer   *time.Timer
+	reg        registration
+	everAcked  bool
+	index      int
+	readyTimer *time.Timer
+	connTimer  *time.Timer
 
 	// Master liveness.
-	hbSeen   bool // a master heartbeat arrived since the last ack (2.19+)
 	lastHB   time.Time
 	peerLost bool      // transport saw a disconnect and no new session yet
 	retries  int       // connection attempts scheduled since the disconnect
@@ -236,6 +236,19 @@ type loop struct {
 	quitSent   bool
 }
 
+// registration is where the worker stands with the master.
+type registration int
+
+const (
+	regNone   registration = iota // not registered, not asking (after a stop or a lost master)
+	regAsking                     // client_ready sent (and re-sent), waiting for an ack
+	regAcked                      // acked; no master heartbeat since (2.12.1, or 2.19+ before its first)
+	regHeard                      // acked, and a master heartbeat arrived since: MasterTimeout applies
+)
+
+// acked reports whether the master acknowledged this worker (and has not lost it since).
+func (r registration) acked() bool { return r == regAcked || r == regHeard }
+
 func newLoop(w *Worker, c conn, ep endpoint) *loop {
 	l := &loop{
 		w:             w,
@@ -249,7 +262,7 @@ func newLoop(w *Worker, c conn, ep endpoint) *loop {
 		unknownLogged: map[string]bool{},
 		index:         -1,
 	}
-	l.sched = NewScheduler(w.classes, l.onException)
+	l.sched = runner.NewScheduler(w.classes, l.onException)
 	return l
 }
 
@@ -344,7 +357,7 @@ func (l *loop) run(ctx context.Context) (err error) {
 			l.send(typeException, e)
 
 		case <-timerC(l.readyTimer):
-			if l.registering {
+			if l.reg == regAsking {
 				if l.everAcked {
 					l.log.Debug("no ack yet, re-sending client_ready")
 				} else {
@@ -411,9 +424,7 @@ func (l *loop) sendClientReady() { l.send(typeClientReady, clientReadyVersion) }
 // until an ack arrives.
 func (l *loop) startRegistering() {
 	l.quitSent = false
-	l.registering = true
-	l.registered = false
-	l.hbSeen = false
+	l.reg = regAsking
 	l.sendClientReady()
 	if l.readyTimer == nil {
 		l.readyTimer = time.NewTimer(l.cfg.ReadyRetryInterval)
@@ -455,7 +466,7 @@ func (l *loop) messages(now time.Time) (ms []Message) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			l.log.Error("custom messages panicked", "panic", panicMessage(r))
+			l.log.Error("custom messages panicked", "panic", runner.PanicMessage(r))
 			ms = nil
 		}
 	}()
@@ -465,7 +476,7 @@ func (l *loop) messages(now time.Time) (ms []Message) {
 func (l *loop) extras(now time.Time) (m map[string]any) {
 	defer func() {
 		if r := recover(); r != nil {
-			l.log.Error("stats extras panicked", "panic", panicMessage(r))
+			l.log.Error("stats extras panicked", "panic", runner.PanicMessage(r))
 			m = nil
 		}
 	}()
@@ -496,7 +507,9 @@ func (l *loop) handleFrame(frame []byte) (done bool, err error) {
 	case typeAck:
 		l.handleAck(msg.Data)
 	case typeHeartbeat:
-		l.hbSeen = true
+		if l.reg == regAcked {
+			l.reg = regHeard
+		}
 		l.lastHB = time.Now()
 		l.verifyBy = time.Time{}
 	case typeSpawn:
@@ -529,14 +542,12 @@ func (l *loop) handleFrame(frame []byte) (done bool, err error) {
 
 func (l *loop) handleAck(data any) {
 	l.index = parseAckIndex(data)
-	if !l.registering {
+	if l.reg != regAsking {
 		l.log.Debug("duplicate ack", "index", l.index)
 		return
 	}
-	l.registering = false
-	l.registered = true
+	l.reg = regAcked
 	l.everAcked = true
-	l.hbSeen = false
 	l.lastHB = time.Now()
 	stopTimer(l.readyTimer)
 	stopTimer(l.connTimer)
@@ -575,7 +586,7 @@ func (l *loop) handleSpawn(data any) {
 	l.stopTimeout = job.StopTimeout
 	l.stopTimeoutSet = job.StopTimeout > 0
 	l.sched.SetStopTimeout(job.StopTimeout)
-	env := Env{Host: job.Host, WorkerIndex: l.index, ParsedOptions: job.ParsedOptions}
+	env := runner.Env{Host: job.Host, WorkerIndex: l.index, ParsedOptions: job.ParsedOptions}
 	l.resetStats, _ = job.ParsedOptions["reset_stats"].(bool)
 	if l.resetStats {
 		// Samples of the ramp-up so far belong to the stats the master resets
@@ -679,12 +690,12 @@ func (l *loop) handleEvent(ev peerEvent) {
 				return
 			}
 			l.log.Warn("reconnected to the same master; users kept running")
-			if l.registered && l.hbSeen {
+			if l.reg == regHeard {
 				l.verifyBy = time.Now().Add(reconnectVerifyBeats * l.cfg.HeartbeatInterval)
 			}
 			return
 		}
-		if l.registering {
+		if l.reg == regAsking {
 			l.sendClientReady() // the first one may have been dropped before the connection existed
 		}
 	}
@@ -694,7 +705,7 @@ func (l *loop) handleEvent(ev peerEvent) {
 // it sends heartbeats (2.19+) since the last ack, and the shorter check
 // after a reconnect.
 func (l *loop) checkMasterTimeout(now time.Time) {
-	if !l.registered || !l.hbSeen || l.phase != phaseNormal {
+	if l.reg != regHeard || l.phase != phaseNormal {
 		return
 	}
 	if !l.verifyBy.IsZero() && now.After(l.verifyBy) {
@@ -716,10 +727,10 @@ func (l *loop) discardStats(why string) {
 }
 
 // onSpawn runs the embedder's OnSpawn, recovering a panic.
-func (l *loop) onSpawn(env Env) {
+func (l *loop) onSpawn(env runner.Env) {
 	defer func() {
 		if r := recover(); r != nil {
-			l.log.Error("OnSpawn panicked", "panic", panicMessage(r))
+			l.log.Error("OnSpawn panicked", "panic", runner.PanicMessage(r))
 		}
 	}()
 	l.cfg.OnSpawn(env)
@@ -727,7 +738,7 @@ func (l *loop) onSpawn(env Env) {
 
 // sendLogs sends the recent log lines to a 2.29+ master when they changed.
 func (l *loop) sendLogs() {
-	if l.cfg.LogLines == nil || !l.broadcasts || !l.registered || l.peerLost {
+	if l.cfg.LogLines == nil || !l.broadcasts || !l.reg.acked() || l.peerLost {
 		return
 	}
 	lines := l.logLines()
@@ -742,7 +753,7 @@ func (l *loop) sendLogs() {
 func (l *loop) logLines() (lines []string) {
 	defer func() {
 		if r := recover(); r != nil {
-			l.log.Error("LogLines panicked", "panic", panicMessage(r))
+			l.log.Error("LogLines panicked", "panic", runner.PanicMessage(r))
 			lines = nil
 		}
 	}()
@@ -772,9 +783,7 @@ func (l *loop) masterLost(reason string) {
 	}
 	l.log.Warn("master lost: stopping users and re-registering", "reason", reason)
 	l.broadcasts = false // the next master may be another version
-	l.registered = false
-	l.registering = false
-	l.hbSeen = false
+	l.reg = regNone
 	stopTimer(l.readyTimer)
 	l.beginStop(phaseResetting, 0)
 }
@@ -826,7 +835,7 @@ func (l *loop) stopFinished() (done bool) {
 		l.sendStats(now)
 		l.send(typeClientStopped, nil)
 		l.state = stateReady
-		l.registered, l.registering, l.hbSeen = false, false, false
+		l.reg = regNone
 		stopTimer(l.readyTimer)
 		// Like Python: sleep stop_timeout, then client_ready.
 		l.afterStop = time.NewTimer(max(l.stopTimeout, 0))
@@ -840,8 +849,6 @@ func (l *loop) stopFinished() (done bool) {
 	return false
 }
 
-// stopUsersNow cancels every user at once and waits for them and for any
-// background stop.
 // finishForQuit stops new work and lets tasks under way end within QuitGrace,
 // so streams that finish a moment after the master's quit are reported instead
 // of abandoned; the rest are cancelled. It blocks the loop for at most about
@@ -859,6 +866,8 @@ func (l *loop) finishForQuit() {
 	}
 }
 
+// stopUsersNow cancels every user at once and waits for them and for any
+// background stop.
 func (l *loop) stopUsersNow() {
 	if l.stopCancel != nil {
 		l.stopCancel()

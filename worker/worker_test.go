@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/difyload/difyload/metrics"
+	"github.com/difyload/difyload/runner"
 )
 
 func heartbeatState(t *testing.T, g got) string {
@@ -32,8 +33,8 @@ func (m *fakeMaster) nextHeartbeatState() string {
 	return heartbeatState(m.t, m.expect(typeHeartbeat, 5*time.Second))
 }
 
-func twoClasses() []UserClass {
-	return []UserClass{
+func twoClasses() []runner.UserClass {
+	return []runner.UserClass{
 		&testClass{name: "ChatUser", weight: 3, wait: 100 * time.Millisecond},
 		&testClass{name: "RetrieveUser", weight: 1, wait: 100 * time.Millisecond},
 	}
@@ -148,7 +149,7 @@ type trackingClass struct {
 func newTrackingClass(name string) *trackingClass {
 	c := &trackingClass{running: map[int]bool{}}
 	c.testClass = testClass{name: name, weight: 1, wait: 50 * time.Millisecond}
-	c.task = func(ctx context.Context, id int, env Env) error {
+	c.task = func(ctx context.Context, id int, env runner.Env) error {
 		c.mu.Lock()
 		c.running[id] = true
 		c.mu.Unlock()
@@ -161,7 +162,7 @@ func TestSpawnTargetsAndRampDown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		chat := newTrackingClass("ChatUser")
 		ret := newTrackingClass("RetrieveUser")
-		h := startHarness(t, Config{}, []UserClass{chat, ret}, emptyStats{})
+		h := startHarness(t, Config{}, []runner.UserClass{chat, ret}, emptyStats{})
 		h.register()
 
 		h.push(typeSpawn, spawnData(1, map[string]int{"ChatUser": 3, "RetrieveUser": 2, "PythonOnlyUser": 4}, nil, nil))
@@ -222,7 +223,7 @@ func TestQuitFlushesStatsBeforeQuit(t *testing.T) {
 		t.Run(fmt.Sprintf("WaitForNewMaster=%v", waitNew), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				tap := newTapStats()
-				classes := []UserClass{recordingClass("ChatUser", tap.st, 10*time.Millisecond), recordingClass("RetrieveUser", tap.st, 10*time.Millisecond)}
+				classes := []runner.UserClass{recordingClass("ChatUser", tap.st, 10*time.Millisecond), recordingClass("RetrieveUser", tap.st, 10*time.Millisecond)}
 				h := startHarness(t, Config{WaitForNewMaster: waitNew, StatsInterval: time.Hour}, classes, tap)
 				h.register()
 				h.push(typeSpawn, spawnData(1, map[string]int{"ChatUser": 2, "RetrieveUser": 1}, nil, nil))
@@ -275,14 +276,14 @@ func TestQuitFlushesStatsBeforeQuit(t *testing.T) {
 func TestExceptionReporting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var calls atomic.Int64
-		panicky := &testClass{name: "ChatUser", weight: 1, wait: time.Millisecond, task: func(ctx context.Context, id int, env Env) error {
+		panicky := &testClass{name: "ChatUser", weight: 1, wait: time.Millisecond, task: func(ctx context.Context, id int, env runner.Env) error {
 			calls.Add(1)
 			panic(fmt.Sprintf("boom %p", &id)) // message differs per call, traceback doesn't
 		}}
-		erring := &testClass{name: "RetrieveUser", weight: 1, wait: time.Second, task: func(ctx context.Context, id int, env Env) error {
+		erring := &testClass{name: "RetrieveUser", weight: 1, wait: time.Second, task: func(ctx context.Context, id int, env runner.Env) error {
 			return fmt.Errorf("retrieve: %w", errors.New("HTTP 500"))
 		}}
-		h := startHarness(t, Config{StatsInterval: 3 * time.Second}, []UserClass{panicky, erring}, emptyStats{})
+		h := startHarness(t, Config{StatsInterval: 3 * time.Second}, []runner.UserClass{panicky, erring}, emptyStats{})
 		h.register()
 		h.push(typeSpawn, spawnData(1, map[string]int{"ChatUser": 1, "RetrieveUser": 0}, nil, nil))
 		h.expect(typeSpawningComplete, time.Second)
@@ -421,7 +422,7 @@ func TestConnectTimeout(t *testing.T) {
 func TestShutdownTwoStage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var finished, cancelled atomic.Int64
-		slow := &testClass{name: "ChatUser", weight: 1, task: func(ctx context.Context, id int, env Env) error {
+		slow := &testClass{name: "ChatUser", weight: 1, task: func(ctx context.Context, id int, env runner.Env) error {
 			d := 500 * time.Millisecond
 			if id%2 == 0 {
 				d = 10 * time.Second
@@ -435,7 +436,7 @@ func TestShutdownTwoStage(t *testing.T) {
 				return ctx.Err()
 			}
 		}}
-		h := startHarness(t, Config{ShutdownGrace: 2 * time.Second}, []UserClass{slow}, emptyStats{})
+		h := startHarness(t, Config{ShutdownGrace: 2 * time.Second}, []runner.UserClass{slow}, emptyStats{})
 		h.register()
 		h.push(typeSpawn, spawnData(1, map[string]int{"ChatUser": 2}, nil, nil))
 		h.expect(typeSpawningComplete, time.Second)
@@ -524,12 +525,12 @@ func TestNewValidates(t *testing.T) {
 	tests := []struct {
 		name    string
 		cfg     Config
-		classes []UserClass
+		classes []runner.UserClass
 		stats   StatsSource
 	}{
 		{"no classes", Config{}, nil, emptyStats{}},
 		{"nil stats", Config{}, cls, nil},
-		{"dup class", Config{}, []UserClass{cls[0], cls[0]}, emptyStats{}},
+		{"dup class", Config{}, []runner.UserClass{cls[0], cls[0]}, emptyStats{}},
 		{"bad port", Config{MasterPort: 70000}, cls, emptyStats{}},
 		{"long id", Config{NodeID: strings.Repeat("x", 256)}, cls, emptyStats{}},
 		{"negative", Config{StatsInterval: -1}, cls, emptyStats{}},

@@ -8,7 +8,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/difyload/difyload/worker"
+	"github.com/difyload/difyload/runner"
 )
 
 // parseFlagsAndClasses parses args like parseFlags, but takes the arguments after the
@@ -30,8 +30,8 @@ func parseFlagsAndClasses(fs *flag.FlagSet, args []string) ([]string, error) {
 // selectClasses keeps the classes named on the command line (all when none are named)
 // and drops the classes whose weight is 0 ("none of this class", as in a locustfile).
 // weights, when set, are the class weights given by flags; a negative one is an error.
-func selectClasses(classes []worker.UserClass, names []string, weights map[string]int) ([]worker.UserClass, error) {
-	byName := make(map[string]worker.UserClass, len(classes))
+func selectClasses(classes []runner.UserClass, names []string, weights map[string]int) ([]runner.UserClass, error) {
+	byName := make(map[string]runner.UserClass, len(classes))
 	known := make([]string, 0, len(classes))
 	for _, c := range classes {
 		byName[c.Name()] = c
@@ -53,7 +53,7 @@ func selectClasses(classes []worker.UserClass, names []string, weights map[strin
 			}
 		}
 	}
-	var out []worker.UserClass
+	var out []runner.UserClass
 	for _, c := range picked {
 		w, set := weights[c.Name()]
 		if set && w < 0 {
@@ -73,11 +73,11 @@ func selectClasses(classes []worker.UserClass, names []string, weights map[strin
 // keepNamed keeps the classes named on the command line (all when none are), without
 // complaining about names that are absent: for class sets that change at run time (a
 // workload the master sends), where a missing name means "none of those here".
-func keepNamed(classes []worker.UserClass, names []string) []worker.UserClass {
+func keepNamed(classes []runner.UserClass, names []string) []runner.UserClass {
 	if len(names) == 0 {
 		return classes
 	}
-	var out []worker.UserClass
+	var out []runner.UserClass
 	for _, c := range classes {
 		if slices.Contains(names, c.Name()) {
 			out = append(out, c)

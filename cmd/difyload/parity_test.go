@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/difyload/difyload/metrics"
-	"github.com/difyload/difyload/worker"
+	"github.com/difyload/difyload/runner"
 )
 
 func TestParseLevelLocustNames(t *testing.T) {
@@ -91,12 +91,12 @@ type namedClass string
 
 func (n namedClass) Name() string                                 { return string(n) }
 func (n namedClass) Weight() int                                  { return 1 }
-func (n namedClass) NewUser(int, worker.Env) (worker.User, error) { return nil, nil }
+func (n namedClass) NewUser(int, runner.Env) (runner.User, error) { return nil, nil }
 
 func TestSelectClasses(t *testing.T) {
 	t.Parallel()
-	all := []worker.UserClass{namedClass("ChatUser"), namedClass("RetrieveUser")}
-	names := func(cs []worker.UserClass) (out []string) {
+	all := []runner.UserClass{namedClass("ChatUser"), namedClass("RetrieveUser")}
+	names := func(cs []runner.UserClass) (out []string) {
 		for _, c := range cs {
 			out = append(out, c.Name())
 		}
@@ -168,7 +168,7 @@ func TestMasterOptionsSwitchAggregateAndLLM(t *testing.T) {
 		{map[string]any{optMessages: "other, difyload_llm", optAggregateAll: true}, 3, true},
 		{map[string]any{optMessages: "other"}, 1, false},
 	} {
-		opts.onSpawn(worker.Env{ParsedOptions: c.po})
+		opts.onSpawn(runner.Env{ParsedOptions: c.po})
 		record()
 		if got := st.Drain(time.Now()).Total.NumRequests; got != c.wantReqs || opts.llm.Load() != c.wantLLM {
 			t.Errorf("%v: Aggregated %d (want %d), llm %v (want %v)", c.po, got, c.wantReqs, opts.llm.Load(), c.wantLLM)
@@ -184,7 +184,7 @@ func newTestFlagSet() *flag.FlagSet {
 
 func TestKeepNamed(t *testing.T) {
 	t.Parallel()
-	all := []worker.UserClass{namedClass("ChatUser"), namedClass("RetrieveUser"), namedClass("WorkflowUser")}
+	all := []runner.UserClass{namedClass("ChatUser"), namedClass("RetrieveUser"), namedClass("WorkflowUser")}
 	if got := keepNamed(all, nil); len(got) != 3 {
 		t.Fatalf("no names: %d classes", len(got))
 	}

@@ -74,10 +74,7 @@ func runEnv(ctx context.Context, args []string, env lookupEnv, stdout, stderr io
 // parseFlags parses args with fs, turning -h and flag errors into errUsage.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errUsage
-		}
-		return errUsage
+		return errUsage // -h included: the flag set printed the usage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))

@@ -90,9 +90,18 @@ func TestStandaloneRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	args := []string{"run", "-u", "4", "-r", "4", "-t", "3s", "--chat-wait", "0.05-0.1", "--retrieve-wait", "0.05-0.1",
-		"--print-every", "0", "--csv", filepath.Join(dir, "run")}
+		"--print-every", "0", "--csv", filepath.Join(dir, "run"), "--log-level", "info"}
 	if err := runEnv(ctx, args, noEnv, &out, &errb); err != nil {
 		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
+	}
+	// --log-level reaches the run's logger: info lines appear, debug lines do not.
+	for _, want := range []string{"difyload run starting", "stopping users"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("--log-level info: stderr lacks %q:\n%s", want, errb.String())
+		}
+	}
+	if strings.Contains(errb.String(), "level=DEBUG") {
+		t.Errorf("--log-level info logged debug lines:\n%s", errb.String())
 	}
 	for _, want := range []string{"embedded Dify mock", "/v1/chat-messages", "TTFB", "Full Response", "/v1/datasets/[id]/retrieve", "Aggregated"} {
 		if !strings.Contains(out.String(), want) {

@@ -6,7 +6,8 @@ import (
 	"time"
 
 	"github.com/difyload/difyload/metrics"
-	"github.com/difyload/difyload/worker"
+	"github.com/difyload/difyload/runner"
+	"github.com/difyload/difyload/tasks"
 )
 
 // Master options (parsed_options keys) that locustfile.py defines and the Go side reads.
@@ -35,17 +36,23 @@ func (s *servedStats) Drain(now time.Time) metrics.Report {
 	return r
 }
 
-// masterOptions is what the worker learns from each spawn's parsed_options.
+// masterOptions is what the worker learns from each spawn's parsed_options. onSpawn
+// (worker.Config.OnSpawn) is the one place they land, once per spawn, before the spawn's
+// users start.
 type masterOptions struct {
 	aggregateAllFlag bool // the worker's own --aggregate-all
 	stats            *servedStats
-	llm              atomic.Bool // the master registered difyload_llm
+	llmObs           *tasks.LLMObserver // nil: no LLM options to apply
+	llm              atomic.Bool        // the master registered difyload_llm
 }
 
-func (m *masterOptions) onSpawn(env worker.Env) {
+func (m *masterOptions) onSpawn(env runner.Env) {
 	all, _ := env.ParsedOptions[optAggregateAll].(bool)
 	m.stats.all.Store(m.aggregateAllFlag || all)
 	m.llm.Store(hasMessage(env.ParsedOptions, metrics.LLMMessageType))
+	if m.llmObs != nil {
+		m.llmObs.ApplyOptions(env.ParsedOptions)
+	}
 }
 
 func hasMessage(opts map[string]any, typ string) bool {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -17,7 +16,7 @@ import (
 
 	"github.com/difyload/difyload/difymock"
 	"github.com/difyload/difyload/metrics"
-	"github.com/difyload/difyload/worker"
+	"github.com/difyload/difyload/runner"
 	"github.com/difyload/difyload/workload"
 )
 
@@ -74,7 +73,7 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 	if users < 0 || rate <= 0 || d <= 0 {
 		return errors.New("-u must be >= 0, -r and -t > 0")
 	}
-	_, _, closeLog, err := logf.open(stderr)
+	logger, _, closeLog, err := logf.open(stderr)
 	if err != nil {
 		return err
 	}
@@ -90,17 +89,8 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 		if err != nil {
 			return fmt.Errorf("embedded mock: %w", err)
 		}
-		srv := &http.Server{Handler: difymock.New(difymock.Config{Faults: faults}), ReadHeaderTimeout: 10 * time.Second}
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = srv.Serve(ln) }()
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-			_ = srv.Close()
-			wg.Wait()
-		}()
+		stopMock := serve(ln, difymock.New(difymock.Config{Faults: faults}), nil)
+		defer func() { _ = stopMock(ctx) }()
 		uf.host = "http://" + ln.Addr().String()
 		fmt.Fprintf(stdout, "embedded Dify mock on %s\n", uf.host)
 	}
@@ -138,7 +128,8 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 	}
 	var exMu sync.Mutex
 	exceptions := map[string]int{}
-	sched := worker.NewScheduler(classes, func(msg, _ string) {
+	sched := runner.NewScheduler(classes, func(msg, tb string) {
+		logger.Debug("user exception", "msg", msg, "traceback", tb)
 		exMu.Lock()
 		exceptions[msg]++
 		exMu.Unlock()
@@ -149,11 +140,14 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 	runCtx, cancelRun := context.WithTimeout(ctx, d)
 	defer cancelRun()
 	fmt.Fprintf(stdout, "difyload run: %d users, spawn rate %g/s, run time %s, target %s\n", users, rate, d, uf.host)
+	logger.Info("difyload run starting", "users", users, "spawn_rate", rate, "run_time", d, "host", uf.host,
+		"classes", len(classes), "simple_app_key", redact(uf.simpleKey), "complex_app_key", redact(uf.complexKey),
+		"dataset_key", redact(uf.datasetKey))
 
 	// The scheduler ramps (like Locust's local runner) in a goroutine owned here; this loop
 	// prints the live table and reports when the ramp is done.
 	rampDone := make(chan error, 1)
-	go func() { rampDone <- sched.Ramp(runCtx, users, rate, worker.Env{Host: uf.host, WorkerIndex: -1}) }()
+	go func() { rampDone <- sched.Ramp(runCtx, users, rate, runner.Env{Host: uf.host, WorkerIndex: -1}) }()
 	defer func() {
 		cancelRun()
 		if rampDone != nil {
@@ -188,6 +182,7 @@ loop:
 		rampDone = nil
 	}
 	fmt.Fprintln(stdout, "Run time limit reached, stopping users")
+	logger.Info("stopping users", "grace", grace)
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), grace+5*time.Second)
 	defer cancelStop()
 	sched.StopAll(stopCtx, grace)

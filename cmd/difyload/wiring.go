@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,9 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/difyload/difyload/metrics"
+	"github.com/difyload/difyload/runner"
 	"github.com/difyload/difyload/sse"
 	"github.com/difyload/difyload/tasks"
-	"github.com/difyload/difyload/worker"
 	"github.com/difyload/difyload/workload"
 )
 
@@ -48,7 +47,7 @@ type wiring struct {
 	served  *servedStats // stats with the Aggregated rule: what the worker reports
 	opts    masterOptions
 	llm     *metrics.LLM
-	classes []worker.UserClass // the built-in workload's, with the flags applied
+	classes []runner.UserClass // the built-in workload's, with the flags applied
 	deps    tasks.Deps         // what every workload's classes share
 	obs     *tasks.LLMObserver
 	closers []func() error
@@ -61,42 +60,6 @@ func (w *wiring) close() error {
 		errs = append(errs, w.closers[i]())
 	}
 	return errors.Join(errs...)
-}
-
-// llmMessages sends the LLM payload as a Locust custom message after every stats report,
-// to masters whose locustfile registered it (the interval is drained either way).
-func (w *wiring) llmMessages(now time.Time) []worker.Message {
-	data := w.llm.Drain(now)
-	if !w.opts.llm.Load() {
-		return nil
-	}
-	return []worker.Message{{Type: metrics.LLMMessageType, Data: data}}
-}
-
-// userClass adapts a tasks.Class to the worker's UserClass interface: tasks does not import
-// the worker, so main converts the worker's Env into the tasks' arguments.
-type userClass struct {
-	c   *tasks.Class
-	obs *tasks.LLMObserver
-}
-
-var (
-	_ worker.UserClass    = userClass{}
-	_ worker.FixedCounter = userClass{}
-)
-
-func (u userClass) Name() string    { return u.c.Name() }
-func (u userClass) Weight() int     { return u.c.Weight() }
-func (u userClass) FixedCount() int { return u.c.FixedCount() }
-func (u userClass) NewUser(id int, env worker.Env) (worker.User, error) {
-	if u.obs != nil {
-		u.obs.ApplyOptions(env.ParsedOptions)
-	}
-	usr, err := u.c.NewUserAt(id, env.WorkerIndex, env.Host, env.ParsedOptions)
-	if err != nil {
-		return nil, err
-	}
-	return usr, nil
 }
 
 // build creates ChatUser and RetrieveUser sharing one client, one stats model and one LLM
@@ -120,6 +83,7 @@ func build(ctx context.Context, uf *userFlags, lf *llmFlags, stderr io.Writer) (
 		w.closers = append(w.closers, func() error { return errors.Join(jsonl.Close(), f.Close()) })
 	}
 	w.obs = tasks.NewLLMObserver(tasks.LLMObserverConfig{LLM: w.llm, JSONL: jsonl, Recorder: w.stats, Rows: lf.rows, SplitFlows: uf.splitFlows})
+	w.opts.llmObs = w.obs
 	w.deps = cfg.Deps(client, w.stats, observers{llm: w.obs, hints: newStreamHints(nil, stderr)})
 	w.deps.ClientFor = uf.clients.forTimeout
 	if w.classes, err = w.classesFor(cfg.Workload()); err != nil {
@@ -151,15 +115,15 @@ func (o observers) ObserveTurn(flow string, turn int, res *sse.Result, err error
 	o.hints.ObserveStream(flow, res, err)
 }
 
-// classesFor builds the worker's classes of a workload.
-func (w *wiring) classesFor(wl *workload.Workload) ([]worker.UserClass, error) {
+// classesFor builds the user classes of a workload.
+func (w *wiring) classesFor(wl *workload.Workload) ([]runner.UserClass, error) {
 	cs, err := tasks.NewClasses(wl, w.deps)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]worker.UserClass, len(cs))
+	out := make([]runner.UserClass, len(cs))
 	for i, c := range cs {
-		out[i] = userClass{c: c, obs: w.obs}
+		out[i] = c
 	}
 	return out, nil
 }
@@ -184,23 +148,9 @@ func serveMetrics(ctx context.Context, addr string, llm *metrics.LLM, stderr io.
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr: %w", err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintln(stderr, "difyload: metrics endpoint:", err)
-		}
-	}()
+	stopSrv := serve(ln, mux, func(err error) { fmt.Fprintln(stderr, "difyload: metrics endpoint:", err) })
 	fmt.Fprintf(stderr, "difyload: Prometheus metrics at http://%s/metrics\n", ln.Addr())
-	return func() error {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		err := srv.Shutdown(sctx)
-		wg.Wait()
-		return err
-	}, nil
+	return func() error { return stopSrv(ctx) }, nil
 }
 
 // writeLLMSummary prints the run's LLM percentiles per flow (standalone runs).

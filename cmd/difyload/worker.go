@@ -8,6 +8,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/difyload/difyload/metrics"
 	"github.com/difyload/difyload/worker"
 )
 
@@ -77,4 +78,14 @@ func runWorker(ctx context.Context, args []string, env lookupEnv, stdout, stderr
 	}
 	sw.w = w
 	return errors.Join(w.Run(ctx), wr.close())
+}
+
+// llmMessages sends the LLM payload as a Locust custom message after every stats report,
+// to masters whose locustfile registered it (the interval is drained either way).
+func (w *wiring) llmMessages(now time.Time) []worker.Message {
+	data := w.llm.Drain(now)
+	if !w.opts.llm.Load() {
+		return nil
+	}
+	return []worker.Message{{Type: metrics.LLMMessageType, Data: data}}
 }

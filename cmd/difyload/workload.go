@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/difyload/difyload/runner"
+	"github.com/difyload/difyload/tasks"
 	"github.com/difyload/difyload/worker"
 	"github.com/difyload/difyload/workload"
 )
@@ -17,7 +19,7 @@ type classSwitch struct {
 	wr      *wiring
 	w       *worker.Worker
 	log     *slog.Logger
-	current []worker.UserClass
+	current []runner.UserClass
 	only    []string // class names given on the command line (difyload worker ChatUser)
 	// updates are the master's update_user_class settings by class name: they outlive a
 	// workload rebuild, as they outlive a test on the master's own classes.
@@ -39,7 +41,7 @@ func (s *classSwitch) apply(data any) {
 		return
 	}
 	wl, err := workload.FromMessage(data)
-	var classes []worker.UserClass
+	var classes []runner.UserClass
 	if err == nil {
 		classes, err = s.wr.classesFor(wl)
 	}
@@ -54,7 +56,7 @@ func (s *classSwitch) apply(data any) {
 	s.set(classes, wl.Source)
 }
 
-func (s *classSwitch) set(classes []worker.UserClass, source string) {
+func (s *classSwitch) set(classes []runner.UserClass, source string) {
 	classes = keepNamed(classes, s.only)
 	if err := s.w.SetClasses(classes); err != nil {
 		s.log.Error("cannot use the workload's classes", "err", err)
@@ -62,8 +64,8 @@ func (s *classSwitch) set(classes []worker.UserClass, source string) {
 	}
 	s.current = classes
 	for _, c := range classes {
-		if uc, ok := c.(userClass); ok && s.updates[uc.c.Name()] != nil {
-			uc.c.Update(s.updates[uc.c.Name()])
+		if tc, ok := c.(*tasks.Class); ok && s.updates[tc.Name()] != nil {
+			tc.Update(s.updates[tc.Name()])
 		}
 	}
 	if source != "" {
@@ -88,8 +90,8 @@ func (s *classSwitch) update(data any) {
 	}
 	s.updates[name] = m
 	for _, c := range s.current {
-		if uc, ok := c.(userClass); ok && uc.c.Name() == name {
-			uc.c.Update(m)
+		if tc, ok := c.(*tasks.Class); ok && tc.Name() == name {
+			tc.Update(m)
 			s.log.Info("user class updated by the master", "class", name)
 			return
 		}

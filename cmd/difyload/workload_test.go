@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/difyload/difyload/runner"
 	"github.com/difyload/difyload/worker"
 	"github.com/difyload/difyload/workload"
 )
@@ -49,7 +50,7 @@ func TestClassSwitch(t *testing.T) {
 	if names() != "U" {
 		t.Fatalf("classes %s after a workload", names())
 	}
-	if _, err := sw.current[0].NewUser(1, worker.Env{Host: "http://master:1", WorkerIndex: 2}); err != nil {
+	if _, err := sw.current[0].NewUser(1, runner.Env{Host: "http://master:1", WorkerIndex: 2}); err != nil {
 		t.Fatal(err)
 	}
 	sw.onMessage(workload.MessageType, map[string]any{"default": true, "source": workload.DefaultSource})
