@@ -1011,7 +1011,7 @@ func (c *chat) workflowFinished(status string, steps int) bool {
 		e.key("files").emptyArr().close()
 		e.knull("error")
 	case status == "stopped":
-		e.emptyObj().knull("error")
+		e.emptyObj().kstr("error", "Stopped by user.") // QueueStopEvent's reason for a manual stop
 	default:
 		e.emptyObj().kstr("error", "[mock] injected failure")
 	}

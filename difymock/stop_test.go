@@ -145,8 +145,8 @@ func TestStopMidStream(t *testing.T) {
 						t.Fatal(err)
 					}
 					status = v.Data.Status
-					if string(v.Data.Error) != "null" {
-						t.Errorf("stopped run's error = %s, want null", v.Data.Error)
+					if string(v.Data.Error) != `"Stopped by user."` {
+						t.Errorf("stopped run's error = %s, want \"Stopped by user.\"", v.Data.Error)
 					}
 				}
 			}
