@@ -236,3 +236,60 @@ func TestStopMethod(t *testing.T) {
 		t.Errorf("GET stop: %d, want 405", resp.StatusCode)
 	}
 }
+
+// TestGoldenStopped: a 1.13.3 simple chatflow stopped after its first answer chunk, byte for
+// byte (testdata/app_1133_simple_stopped.golden), and the same body is the sse package's
+// chatflow_mock_stopped_1133.sse: the ping, the run's events, workflow_finished (stopped),
+// where the relay stops.
+func TestGoldenStopped(t *testing.T) {
+	t.Parallel()
+	cfg := goldenConfig()
+	cfg.DifyVersion, cfg.TokenDelay = "1.13.3", 5*time.Second
+	s := New(cfg)
+	deterministic(s)
+	ts := startServer(t, s)
+	req, err := http.NewRequest(http.MethodPost, ts.URL+"/v1/chat-messages", strings.NewReader(chatBody("streaming")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+SimpleChatKey)
+	req.Header.Set("Content-Type", "application/json")
+	cl := newClient()
+	defer cl.CloseIdleConnections()
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got bytes.Buffer
+	br := bufio.NewReader(io.TeeReader(resp.Body, &got))
+	var task string
+	for task == "" {
+		ev, data, err := nextFrame(br)
+		if err != nil {
+			t.Fatalf("no answer chunk: %v", err)
+		}
+		if ev == "message" {
+			var v struct {
+				TaskID string `json:"task_id"`
+			}
+			_ = json.Unmarshal([]byte(data), &v)
+			task = v.TaskID
+		}
+	}
+	// Let the stream reach its wait for the next chunk (its clock readings are then done,
+	// so the body does not depend on when the stop's own readings happen).
+	time.Sleep(50 * time.Millisecond)
+	if code, b := postStop(t, ts.URL, "/v1/chat-messages/"+task+"/stop", SimpleChatKey, `{"user":"load-u-0001"}`); code != http.StatusOK {
+		t.Fatalf("stop: %d %s", code, b)
+	}
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		t.Fatal(err)
+	}
+	body := got.Bytes()
+	checkGolden(t, "app_1133_simple_stopped", transcript(resp, body, nil))
+	checkSSETranscript(t, "chatflow_mock_stopped_1133.sse", body)
+	if bytes.Contains(body, []byte(`"event":"message_end"`)) || !bytes.Contains(body, []byte(`"status":"stopped"`)) {
+		t.Errorf("want workflow_finished stopped and no message_end:\n%s", body)
+	}
+}
