@@ -293,3 +293,64 @@ func TestGoldenStopped(t *testing.T) {
 		t.Errorf("want workflow_finished stopped and no message_end:\n%s", body)
 	}
 }
+
+// TestStopHumanInput: a human-input chatflow stopped while its human node waits ends with
+// workflow_finished (stopped) on a 1.13.x relay, not workflow_paused.
+func TestStopHumanInput(t *testing.T) {
+	t.Parallel()
+	cfg := stopConfig("1.13.3")
+	cfg.TTFT = 5 * time.Second
+	s := New(cfg)
+	ts := startServer(t, s)
+	req, err := http.NewRequest(http.MethodPost, ts.URL+"/v1/chat-messages", strings.NewReader(chatBody("streaming")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+HumanInputChatKey)
+	req.Header.Set("Content-Type", "application/json")
+	cl := newClient()
+	defer cl.CloseIdleConnections()
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	var task string
+	for started := 0; started < 2; {
+		ev, data, err := nextFrame(br)
+		if err != nil {
+			t.Fatalf("stream ended early: %v", err)
+		}
+		if ev == "node_started" {
+			started++
+			var v struct {
+				TaskID string `json:"task_id"`
+			}
+			_ = json.Unmarshal([]byte(data), &v)
+			task = v.TaskID
+		}
+	}
+	if code, b := postStop(t, ts.URL, "/v1/chat-messages/"+task+"/stop", HumanInputChatKey, `{"user":"load-u-0001"}`); code != http.StatusOK {
+		t.Fatalf("stop: %d %s", code, b)
+	}
+	var tail []string
+	for {
+		ev, data, err := nextFrame(br)
+		if err != nil {
+			break
+		}
+		if ev != "ping" {
+			tail = append(tail, ev)
+		}
+		if ev == "workflow_finished" && !strings.Contains(data, `"status":"stopped"`) || ev == "workflow_finished" && !strings.Contains(data, `"total_steps":2`) {
+			t.Errorf("workflow_finished: %s", data)
+		}
+	}
+	if strings.Join(tail, ",") != "workflow_finished" {
+		t.Errorf("after the stop: %v, want [workflow_finished]", tail)
+	}
+	if n := s.Truth().Apps[AppHumanInput].Outcomes[OutcomeStopped]; n != 1 {
+		t.Errorf("stopped = %d, want 1", n)
+	}
+}

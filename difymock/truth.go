@@ -152,8 +152,8 @@ func (o outcome) String() string {
 // Truth is the mock's own account of what it served, for checking a client
 // against. Times are unix nanoseconds (0 = not reached).
 type Truth struct {
-	// Counts maps endpoint ("chat-messages", "retrieve", "parameters",
-	// "other") → outcome → requests. Only non-zero counts are present.
+	// Counts maps endpoint ("chat-messages", "completion-messages", "workflows-run",
+	// "retrieve", "parameters", "stop", "other") → outcome → requests. Only non-zero counts are present.
 	Counts map[string]map[string]int64 `json:"counts"`
 	// InFlight is the number of requests being handled right now.
 	InFlight int64 `json:"in_flight"`
