@@ -44,8 +44,11 @@ type chat struct {
 	sent     int       // answer chunks sent
 	firstTok time.Time // clock time of the first/last answer chunk
 	lastTok  time.Time
-	broken   bool // a write failed: the client is gone
-	fired    bool // the injected fault happened
+	broken   bool            // a write failed: the client is gone
+	stopCh   <-chan struct{} // closed when a stop endpoint stops this task (nil: never)
+	stopped  bool            // the task was stopped: end with the stop tail
+	steps    int             // nodes started (a stopped run's total_steps)
+	fired    bool            // the injected fault happened
 
 	e   enc
 	buf *[]byte
@@ -192,8 +195,14 @@ func (c *chat) write(b []byte) bool {
 func (c *chat) waitUntil(t time.Time, pings bool) bool {
 	ctx := c.r.Context()
 	for {
-		if c.broken || ctx.Err() != nil {
+		if c.broken || c.stopped || ctx.Err() != nil {
 			return false
+		}
+		select {
+		case <-c.stopCh:
+			c.stopped = true
+			return false
+		default:
 		}
 		target, ping := t, false
 		if pings && !c.nextPing.IsZero() && c.nextPing.Before(t) {
@@ -208,6 +217,10 @@ func (c *chat) waitUntil(t time.Time, pings bool) bool {
 			select {
 			case <-ctx.Done():
 				c.timer.Stop()
+				return false
+			case <-c.stopCh:
+				c.timer.Stop()
+				c.stopped = true
 				return false
 			case <-c.timer.C:
 			}
@@ -268,11 +281,17 @@ func (c *chat) serveStream() {
 		c.nextPing = c.start.Add(c.set.ping)
 	}
 	c.next = c.start.Add(c.jitter(c.set.ttft))
+	// From here the task can be stopped (POST …/{task_id}/stop by the same user).
+	c.stopCh = c.s.tasks.add(c.task, c.a.kind, c.user).ch
+	defer c.s.tasks.remove(c.task)
 
 	var done bool
 	switch {
 	case c.a.kind == appHuman:
 		c.streamHumanInput()
+		if c.stopped && !c.broken && c.r.Context().Err() == nil {
+			c.stopTail()
+		}
 		return
 	case c.a.wire == wireWorkflow:
 		done = c.streamWorkflowApp()
@@ -280,6 +299,10 @@ func (c *chat) serveStream() {
 		done = c.streamWorkflow()
 	default:
 		done = c.streamMessages()
+	}
+	if c.stopped && !c.broken && c.r.Context().Err() == nil {
+		c.stopTail()
+		return
 	}
 	c.settle(done)
 }
@@ -861,6 +884,7 @@ func (c *chat) sysInputs(e *enc) {
 
 func (c *chat) nodeStarted(nodes []node, i int, execID string) bool {
 	n := nodes[i]
+	c.steps++
 	e := c.begin("node_started", pRun)
 	e.key("data").obj().kstr("id", execID).kstr("node_id", n.id).kstr("node_type", n.typ).kstr("title", n.title).
 		kint("index", int64(i+1)).knull("predecessor_node_id").knull("inputs").kbool("inputs_truncated", false).
@@ -986,6 +1010,8 @@ func (c *chat) workflowFinished(status string, steps int) bool {
 		c.answerString(e)
 		e.key("files").emptyArr().close()
 		e.knull("error")
+	case status == "stopped":
+		e.emptyObj().kstr("error", "Stopped by user.") // QueueStopEvent's reason for a manual stop
 	default:
 		e.emptyObj().kstr("error", "[mock] injected failure")
 	}

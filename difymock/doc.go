@@ -210,6 +210,45 @@
 //     human_input_required, then workflow_paused, and ends (outcome
 //     "paused"); the two events' data fields are illustrative.
 //
+// # Stopping a run
+//
+// POST /v1/chat-messages/{task_id}/stop (simple, complex, required-inputs and
+// human-input chatflows, agent, chat) and POST /v1/workflows/tasks/{task_id}/stop
+// (the workflow app) take {"user": "..."} and answer {"result": "success"}. As in
+// Dify 1.13.3, the app key must belong to the route's app modes (400 not_chat_app
+// / not_workflow_app otherwise; a completion app has its own stop route, which
+// the mock does not serve) and the user is required (400 "Arg user must be
+// provided."). The stop only sets a flag: when the task is unknown, finished,
+// another user's or another app's, nothing happens and the answer is the same
+// success (controllers/service_api/app/completion.py, ChatStopApi, and
+// controllers/service_api/app/workflow.py, WorkflowTaskStopApi, hand the stop to
+// services/app_task_service.py, which calls AppQueueManager.set_stop_flag in
+// core/app/apps/base_app_queue_manager.py: it compares the task's recorded owner
+// with the end user and returns silently on a mismatch).
+//
+// A stream can be stopped from its run's start (after the job queue of a relayed
+// run) until its terminal; the stop takes effect at the stream's next wait (before
+// the next chunk or ping) and the stream then ends as Dify's pipeline for the mode
+// does on a QueueStopEvent:
+//
+//   - workflow app: workflow_finished with status "stopped" and error "Stopped by
+//     user." (the QueueStopEvent reason), then nothing
+//     (core/app/apps/workflow/generate_task_pipeline.py, the stop case of the
+//     stream loop shares the failed-run handler with status STOPPED and breaks);
+//   - chatflow: workflow_finished (stopped, same error), then message_end
+//     (core/app/apps/advanced_chat/generate_task_pipeline.py, _handle_stop_event).
+//     A 1.13.x relay stops at workflow_finished (core/app/apps/streaming_utils.py,
+//     the terminal events), so on 1.13.0 … 1.13.x the message_end is cut; inline
+//     (1.9 … 1.12) it arrives;
+//   - chat and agent apps: message_end (core/app/apps/easy_ui_based_generate_task_pipeline.py
+//     ends the stream with message_end on a stop as on a normal end); they are never
+//     relayed, so every version sends it.
+//
+// workflow_finished's total_steps is the nodes started so far. The truth counts the
+// stopped stream as "stopped" (per endpoint and per app) and the stop request under
+// endpoint "stop": "ok" when it stopped a running task, "stop_ignored" when it did
+// nothing. Streams that are never stopped are unchanged.
+//
 // # Capacity model
 //
 // Config.JobWorkers (--job-workers) is a pool of job workers with a FIFO

@@ -30,6 +30,7 @@ type Server struct {
 	faults faultTable
 	sets   map[string]bool // accepted dataset ids
 	truth  truth
+	tasks  tasks // running streams, for the stop endpoints
 	bufs   bufPool
 	wg     sync.WaitGroup // running handlers (for Serve's bounded shutdown)
 
@@ -163,6 +164,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rq.rec.APIWait = time.Since(waitFrom).Nanoseconds()
 	}
 
+	if id, route := stopTaskID(path); route != "" {
+		rq.ep, rq.rec.Endpoint = epStop, EndpointStop
+		if r.Method != http.MethodPost {
+			rq.fail(http.StatusMethodNotAllowed, "method_not_allowed", "The method is not allowed for the requested URL.")
+			return
+		}
+		s.serveStop(rq, id, route)
+		return
+	}
 	switch {
 	case path == "/v1/chat-messages", path == "/v1/completion-messages", path == "/v1/workflows/run":
 		rq.ep, rq.rec.Endpoint = epChat, EndpointChat

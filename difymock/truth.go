@@ -13,6 +13,7 @@ const (
 	EndpointOther      = "other" // unknown paths and methods
 	EndpointCompletion = "completion-messages"
 	EndpointWorkflow   = "workflows-run"
+	EndpointStop       = "stop" // POST /v1/chat-messages/{task_id}/stop, /v1/workflows/tasks/{task_id}/stop
 )
 
 type endpointID uint8
@@ -24,6 +25,7 @@ const (
 	epOther
 	epCompletion
 	epWorkflow
+	epStop
 	numEndpoints
 )
 
@@ -39,6 +41,8 @@ func (e endpointID) String() string {
 		return EndpointCompletion
 	case epWorkflow:
 		return EndpointWorkflow
+	case epStop:
+		return EndpointStop
 	}
 	return EndpointOther
 }
@@ -58,6 +62,12 @@ const (
 	// OutcomeConcurrencyLimit: rejected by the app's concurrency limit
 	// (Config.MaxActiveRequests): 400 invalid_param "Too many requests. …".
 	OutcomeConcurrencyLimit = "concurrency_limit"
+	// OutcomeStopped: a stream whose task was stopped through a stop endpoint (its
+	// stopped terminal sent). A stop request itself counts "ok" when it stopped a running
+	// task and OutcomeStopIgnored when it did nothing (unknown or finished task, another
+	// user's task), which Dify answers with the same {"result": "success"}.
+	OutcomeStopped     = "stopped"
+	OutcomeStopIgnored = "stop_ignored"
 	// HTTP error outcomes are "http_<status>", e.g. "http_400", "http_401",
 	// "http_404", "http_405", "http_415", "http_429", "http_500" — both for
 	// real validation errors and for the 401/429/500/retrieve_500 faults.
@@ -80,6 +90,8 @@ const (
 	oSetupSilent
 	oPaused
 	oConcurrency
+	oStopped
+	oStopIgnored
 	numOutcomes
 )
 
@@ -129,6 +141,10 @@ func (o outcome) String() string {
 		return OutcomePaused
 	case o == oConcurrency:
 		return OutcomeConcurrencyLimit
+	case o == oStopped:
+		return OutcomeStopped
+	case o == oStopIgnored:
+		return OutcomeStopIgnored
 	}
 	return "http_500"
 }
@@ -136,8 +152,8 @@ func (o outcome) String() string {
 // Truth is the mock's own account of what it served, for checking a client
 // against. Times are unix nanoseconds (0 = not reached).
 type Truth struct {
-	// Counts maps endpoint ("chat-messages", "retrieve", "parameters",
-	// "other") → outcome → requests. Only non-zero counts are present.
+	// Counts maps endpoint ("chat-messages", "completion-messages", "workflows-run",
+	// "retrieve", "parameters", "stop", "other") → outcome → requests. Only non-zero counts are present.
 	Counts map[string]map[string]int64 `json:"counts"`
 	// InFlight is the number of requests being handled right now.
 	InFlight int64 `json:"in_flight"`

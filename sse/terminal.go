@@ -101,8 +101,8 @@ func fastMessageEnd(data []byte, me *wireMessageEnd) bool {
 }
 
 // decodeWorkflowFinished decodes a workflow_finished event like json.Unmarshal into
-// wireWorkflowFinished. data.error is only needed for a failed workflow, which takes the
-// encoding/json path.
+// wireWorkflowFinished. data.error is only set on a failed or stopped workflow (a stopped
+// run carries its stop reason, "Stopped by user."), which takes the encoding/json path.
 func decodeWorkflowFinished(data []byte, wf *wireWorkflowFinished) error {
 	if fastWorkflowFinished(data, wf) {
 		return nil
@@ -137,5 +137,6 @@ func fastWorkflowFinished(data []byte, wf *wireWorkflowFinished) bool {
 	if wf.Data.Status, ok = jsonscan.String(dv[0]); !ok {
 		return false
 	}
-	return wf.Data.Status != "failed" // failed: the error value comes from encoding/json
+	// failed, stopped: the error value comes from encoding/json
+	return wf.Data.Status != "failed" && wf.Data.Status != "stopped"
 }
