@@ -34,20 +34,13 @@ func (s *Server) serveChat(rq *req) {
 		return
 	}
 	var body generateBody
-	raw, err := io.ReadAll(http.MaxBytesReader(rq.w, rq.r.Body, 8<<20))
-	if err == nil {
-		err = json.Unmarshal(raw, &body)
-	}
-	if err != nil || len(bytes.TrimSpace(raw)) == 0 || raw[firstNonSpace(raw)] != '{' {
-		rq.fail(http.StatusBadRequest, "bad_request", "The browser (or proxy) sent a request that this server could not understand.")
+	if !rq.readObject(8<<20, &body) {
 		return
 	}
-	var user string
-	if json.Unmarshal(body.User, &user) != nil || user == "" {
-		rq.fail(http.StatusBadRequest, "invalid_param", "Arg user must be provided.")
+	user, ok := rq.requireUser(body.User)
+	if !ok {
 		return
 	}
-	rq.rec.User = user
 	if a.endpoint != rq.rec.Endpoint {
 		code := map[string]string{EndpointChat: "not_chat_app", EndpointCompletion: "not_completion_app", EndpointWorkflow: "not_workflow_app"}[rq.rec.Endpoint]
 		rq.fail(http.StatusBadRequest, code, "Please check if your app mode matches the right API route.")
@@ -80,6 +73,7 @@ func (s *Server) serveChat(rq *req) {
 		rq.fail(http.StatusBadRequest, "invalid_param", vh+"inputs\n  Field required")
 		return
 	}
+	var err error
 	if c.inputs, err = orderedObject(body.Inputs); err != nil {
 		rq.fail(http.StatusBadRequest, "invalid_param", vh+"inputs\n  Input should be a valid dictionary")
 		return
@@ -211,4 +205,30 @@ func countFiles(raw json.RawMessage) (int, bool) {
 		return 0, false
 	}
 	return len(list), true
+}
+
+// readObject reads a JSON object body of at most limit bytes into v. Anything else (not
+// JSON, empty, not an object) is answered with Flask's 400 bad_request, and false.
+func (rq *req) readObject(limit int64, v any) bool {
+	raw, err := io.ReadAll(http.MaxBytesReader(rq.w, rq.r.Body, limit))
+	if err == nil {
+		err = json.Unmarshal(raw, v)
+	}
+	if err != nil || len(bytes.TrimSpace(raw)) == 0 || raw[firstNonSpace(raw)] != '{' {
+		rq.fail(http.StatusBadRequest, "bad_request", "The browser (or proxy) sent a request that this server could not understand.")
+		return false
+	}
+	return true
+}
+
+// requireUser checks Dify's "user" argument (a non-empty string) and records it; otherwise
+// it answers 400 invalid_param and returns false.
+func (rq *req) requireUser(raw json.RawMessage) (string, bool) {
+	var user string
+	if json.Unmarshal(raw, &user) != nil || user == "" {
+		rq.fail(http.StatusBadRequest, "invalid_param", "Arg user must be provided.")
+		return "", false
+	}
+	rq.rec.User = user
+	return user, true
 }

@@ -1,9 +1,7 @@
 package difymock
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -87,20 +85,13 @@ func (s *Server) serveStop(rq *req, id, route string) {
 	var body struct {
 		User json.RawMessage `json:"user"`
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(rq.w, rq.r.Body, 1<<20))
-	if err == nil {
-		err = json.Unmarshal(raw, &body)
-	}
-	if err != nil || len(bytes.TrimSpace(raw)) == 0 || raw[firstNonSpace(raw)] != '{' {
-		rq.fail(http.StatusBadRequest, "bad_request", "The browser (or proxy) sent a request that this server could not understand.")
+	if !rq.readObject(1<<20, &body) {
 		return
 	}
-	var user string
-	if json.Unmarshal(body.User, &user) != nil || user == "" {
-		rq.fail(http.StatusBadRequest, "invalid_param", "Arg user must be provided.")
+	user, ok := rq.requireUser(body.User)
+	if !ok {
 		return
 	}
-	rq.rec.User = user
 	if a.endpoint != route {
 		code := map[string]string{EndpointChat: "not_chat_app", EndpointWorkflow: "not_workflow_app"}[route]
 		rq.fail(http.StatusBadRequest, code, "Please check if your app mode matches the right API route.")
