@@ -571,11 +571,7 @@ func (c *chat) streamMessages() bool {
 			return false
 		}
 		if stop {
-			if c.fault == fWorkflowFailed {
-				e := c.begin("error", pError)
-				e.kstr("code", "invalid_param").kint("status", 400).kstr("message", "Run failed: [mock] injected failure")
-				c.send()
-			}
+			c.sendRunFailed()
 			return false
 		}
 		if c.fault == fTerminalSwap {
@@ -595,11 +591,7 @@ func (c *chat) streamMessages() bool {
 		return false
 	}
 	if stop {
-		if c.fault == fWorkflowFailed {
-			e := c.begin("error", pError)
-			e.kstr("code", "invalid_param").kint("status", 400).kstr("message", "Run failed: [mock] injected failure")
-			c.send()
-		}
+		c.sendRunFailed()
 		return false
 	}
 	th2 := c.id()
@@ -1175,6 +1167,17 @@ func (c *chat) serveBlocking() {
 	} else {
 		c.out = oOK
 	}
+}
+
+// sendRunFailed writes, for the workflow_failed fault on an app without workflow events
+// (agent, basic chat, completion), the `error` event that ends the failed run.
+func (c *chat) sendRunFailed() {
+	if c.fault != fWorkflowFailed {
+		return
+	}
+	e := c.begin("error", pError)
+	e.kstr("code", "invalid_param").kint("status", 400).kstr("message", "Run failed: [mock] injected failure")
+	c.send()
 }
 
 // sendErrorEvent writes the error_event fault's `error` event: an LLM failure
