@@ -375,8 +375,8 @@ def parse_go_duration(s):
     raise ValueError(s)
 
 
-def read_jsonl(files):
-    ft = {}
+def jsonl_records(files):
+    """Every parsed line of the JSONL files (missing files and unparsable lines skipped)."""
     for fn in files:
         try:
             f = open(fn, encoding="utf-8")
@@ -385,35 +385,31 @@ def read_jsonl(files):
         with f:
             for line in f:
                 try:
-                    d = json.loads(line)
+                    yield json.loads(line)
                 except ValueError:
                     continue
-                mid = d.get("message_id")
-                if not mid:
-                    continue
-                if "first_token" in d:
-                    ft[mid] = d["first_token"]
-                elif d.get("ttft_ms") is not None and d.get("start") is not None and d.get("ok"):
-                    ft[mid] = d["start"] + d["ttft_ms"] / 1000.0
+
+
+def read_jsonl(files):
+    ft = {}
+    for d in jsonl_records(files):
+        mid = d.get("message_id")
+        if not mid:
+            continue
+        if "first_token" in d:
+            ft[mid] = d["first_token"]
+        elif d.get("ttft_ms") is not None and d.get("start") is not None and d.get("ok"):
+            ft[mid] = d["start"] + d["ttft_ms"] / 1000.0
     return ft
 
 
 def clock_counts(files):
     """How many JSONL lines used each clock ("kernel", "user", "mixed"; "" for none)."""
     out = {}
-    for fn in files:
-        try:
-            f = open(fn, encoding="utf-8")
-        except OSError:
-            continue
-        with f:
-            for line in f:
-                try:
-                    c = json.loads(line).get("clock")
-                except ValueError:
-                    continue
-                if c is not None:
-                    out[c] = out.get(c, 0) + 1
+    for d in jsonl_records(files):
+        c = d.get("clock")
+        if c is not None:
+            out[c] = out.get(c, 0) + 1
     return out
 
 
