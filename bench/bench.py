@@ -696,7 +696,7 @@ def main():
         a.rss_counts, a.rss_wait = [50], 10
         a.users = {"fast": [10, 40]}
         a.idle_workers, a.idle_window, a.idle_python = [1], 3, 0
-        a.fleet_workers, a.fleet_python_workers, a.fleet_users, a.fleet_window = [2], [], 4, 3
+        a.fleet_workers, a.fleet_python_workers, a.fleet_users, a.fleet_window = [2], [1], 4, 3
     if a.resummarize:
         with open(os.path.join(a.resummarize, "results.json")) as f:
             res = json.load(f)

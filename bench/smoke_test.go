@@ -45,7 +45,7 @@ func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "run.sh", "--smoke", "--out", out, "--work", "/tmp/difyload-bench/smoke",
-		"--generators", "floor,difyload", "--locust-latest", latest, "--gen-cpu", gen)
+		"--generators", "floor,difyload,py-fast", "--locust-latest", latest, "--gen-cpu", gen)
 	cmd.Env = append(os.Environ(), "DIFYLOAD_BENCH_BIN="+t.TempDir())
 	b, err := cmd.CombinedOutput()
 	if err != nil {
@@ -78,7 +78,7 @@ func TestSmoke(t *testing.T) {
 	if err := json.Unmarshal(raw, &res); err != nil {
 		t.Fatal(err)
 	}
-	for _, g := range []string{"floor", "difyload"} {
+	for _, g := range []string{"floor", "difyload", "py-fast"} {
 		steps := res.Sweep["fast"][g]
 		if len(steps) == 0 {
 			t.Errorf("%s: no sweep steps", g)
@@ -99,8 +99,14 @@ func TestSmoke(t *testing.T) {
 	if len(res.Idle) == 0 || res.Idle[0].Alive != res.Idle[0].Workers {
 		t.Errorf("idle step missing or a worker died: %+v", res.Idle)
 	}
-	if len(res.Fleet) == 0 || res.Fleet[0].Joined != res.Fleet[0].Workers || res.Fleet[0].Master <= 0 {
-		t.Errorf("master-scale step missing, a worker did not join, or no master CPU: %+v", res.Fleet)
+	// The smoke's master-scale step runs one Go fleet and one Python fleet (locustfile_bench.py).
+	if len(res.Fleet) != 2 {
+		t.Errorf("master-scale steps: got %d, want a Go and a Python fleet: %+v", len(res.Fleet), res.Fleet)
+	}
+	for _, f := range res.Fleet {
+		if f.Joined != f.Workers || f.Master <= 0 {
+			t.Errorf("master-scale step: a worker did not join, or no master CPU: %+v", f)
+		}
 	}
 	md, err := os.ReadFile(filepath.Join(out, "summary.md"))
 	if err != nil || !strings.Contains(string(md), "difyload worker") {
