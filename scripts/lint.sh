@@ -14,6 +14,7 @@ have=$("$lint" version --short 2>/dev/null || true)
 if [ "$have" != "$version" ]; then
   echo "lint: installing golangci-lint v$version into $bin (found: ${have:-none})" >&2
   start=$SECONDS
+  rm -f "$lint" # go install will not replace a file that is not a Go binary
   GOBIN=$bin go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v$version"
   echo "lint: installed in $((SECONDS - start)) s" >&2
   have=$("$lint" version --short)
