@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -61,7 +62,7 @@ func (r *eventReader) Close() error { return nil }
 func mockBody(tb testing.TB, tokens string) []byte {
 	tb.Helper()
 	srv := difymock.New(difymock.Config{})
-	req := httptest.NewRequest(http.MethodPost, "/v1/chat-messages",
+	req := httptest.NewRequestWithContext(tb.Context(), http.MethodPost, "/v1/chat-messages",
 		strings.NewReader(`{"inputs":{},"query":"hello","response_mode":"streaming","user":"b"}`))
 	req.Header.Set("Authorization", "Bearer "+difymock.SimpleChatKey)
 	req.Header.Set("Content-Type", "application/json")
@@ -135,7 +136,7 @@ func BenchmarkPerStream(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:5001/v1/chat-messages", bytes.NewReader(reqBody))
+				req, _ := http.NewRequestWithContext(b.Context(), http.MethodPost, "http://127.0.0.1:5001/v1/chat-messages", bytes.NewReader(reqBody))
 				req.Header.Set("Authorization", "Bearer "+difymock.SimpleChatKey)
 				req.Header.Set("Content-Type", "application/json")
 				resp, err := client.Do(req)
@@ -149,7 +150,7 @@ func BenchmarkPerStream(b *testing.B) {
 					if bytes.HasPrefix(line, []byte("data:")) {
 						n++
 					}
-					if err != nil && err != bufio.ErrBufferFull {
+					if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 						break
 					}
 				}

@@ -36,9 +36,11 @@ type fleetVersion struct {
 
 // fleetVersions: Debian's 2.12.1 worker cannot join Debian's 2.12.1 master (its version
 // string is empty, which that master rejects), so that fleet has Go workers only.
-var fleetVersions = []fleetVersion{
-	{name: "locust-2.46", short: "l246", image: "difyload/locust:2.46", pyWorkers: 1},
-	{name: "locust-2.12.1", short: "l212", image: "difyload/locust:2.12.1", pyWorkers: 0},
+func fleetVersions() []fleetVersion {
+	return []fleetVersion{
+		{name: "locust-2.46", short: "l246", image: "difyload/locust:2.46", pyWorkers: 1},
+		{name: "locust-2.12.1", short: "l212", image: "difyload/locust:2.12.1", pyWorkers: 0},
+	}
 }
 
 const (
@@ -137,7 +139,7 @@ func TestDockerFleet(t *testing.T) {
 	t.Logf("docker build %s: %s", image, time.Since(buildStart).Round(time.Second))
 	checkImage(ctx, t, image)
 
-	for _, v := range fleetVersions {
+	for _, v := range fleetVersions() {
 		t.Run(v.name, func(t *testing.T) {
 			start := time.Now()
 			runFleet(ctx, t, compose, image, v)
@@ -275,8 +277,11 @@ func (f *fleet) docker(ctx context.Context, args ...string) string {
 func (f *fleet) url(ctx context.Context, service, port string) (string, error) {
 	out, err := f.run(ctx, 30*time.Second, "port", service, port)
 	addr := strings.TrimSpace(out)
-	if err != nil || !strings.Contains(addr, ":") || strings.HasSuffix(addr, ":0") {
-		return "", fmt.Errorf("compose port %s %s: %v %q", service, port, err, out)
+	if err != nil {
+		return "", fmt.Errorf("compose port %s %s: %w %q", service, port, err, out)
+	}
+	if !strings.Contains(addr, ":") || strings.HasSuffix(addr, ":0") {
+		return "", fmt.Errorf("compose port %s %s: no published address in %q", service, port, out)
 	}
 	return "http://" + addr, nil
 }
@@ -490,7 +495,8 @@ func runFleet(ctx context.Context, t *testing.T, compose []string, image string,
 		start:   time.Now(),
 	}
 	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		// t's context is done when cleanups run; tear down under ctx's values, not its end.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Minute)
 		defer cancel()
 		if t.Failed() {
 			out, _ := f.run(cctx, time.Minute, "logs", "--no-color", "--tail=40")

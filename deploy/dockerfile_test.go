@@ -89,7 +89,7 @@ func TestDockerfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("go", "list", "-deps", "-tags", "goczmq", "-f", "{{.Dir}}", "./cmd/difyload")
+	cmd := exec.CommandContext(t.Context(), "go", "list", "-deps", "-tags", "goczmq", "-f", "{{.Dir}}", "./cmd/difyload")
 	cmd.Dir = root
 	out, err := cmd.Output()
 	if err != nil {

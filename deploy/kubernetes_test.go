@@ -281,7 +281,7 @@ func (r *renderer) applyPatch(objs []object, file string) error {
 		rest.Spec.Template.Spec.Containers[i] = corev1.Container{}
 	}
 	rest.Spec.Template.Spec.Containers = nil
-	rest.TypeMeta, rest.ObjectMeta.Name = metav1.TypeMeta{}, ""
+	rest.TypeMeta, rest.Name = metav1.TypeMeta{}, ""
 	if !reflect.DeepEqual(*rest, appsv1.Deployment{}) {
 		return fmt.Errorf("%s: the patch sets fields besides container env: not implemented by this test", file)
 	}
@@ -298,20 +298,25 @@ func renderDir(t *testing.T, dir string) ([]object, map[string]bool) {
 	return objs, r.used
 }
 
-// kubeRenderings are the kustomizations a user applies.
-var kubeRenderings = []struct {
+// kubeRendering is a kustomization a user applies.
+type kubeRendering struct {
 	name     string
 	dir      string
 	withMock bool
-}{
-	{"base", "kubernetes/base", false},
-	{"overlay-mock", "kubernetes/overlays/mock", true},
+}
+
+// kubeRenderings are the kustomizations a user applies.
+func kubeRenderings() []kubeRendering {
+	return []kubeRendering{
+		{"base", "kubernetes/base", false},
+		{"overlay-mock", "kubernetes/overlays/mock", true},
+	}
 }
 
 func TestKubernetesManifestsDecodeStrictly(t *testing.T) {
 	t.Parallel()
 	used := map[string]bool{}
-	for _, r := range kubeRenderings {
+	for _, r := range kubeRenderings() {
 		_, u := renderDir(t, r.dir)
 		for f := range u {
 			used[f] = true
@@ -629,7 +634,7 @@ func TestKubernetesInvariants(t *testing.T) {
 	}
 	keyLike := regexp.MustCompile(`^(app|dataset)-[A-Za-z0-9]{8,}$`)
 
-	for _, r := range kubeRenderings {
+	for _, r := range kubeRenderings() {
 		t.Run(r.name, func(t *testing.T) {
 			t.Parallel()
 			objs, _ := renderDir(t, r.dir)

@@ -14,12 +14,19 @@ import (
 	"time"
 )
 
-// Percentiles are Locust's PERCENTILES_TO_REPORT, the columns of the console
+// numPercentiles is how many percentiles Locust reports.
+const numPercentiles = 11
+
+// percentiles are Locust's PERCENTILES_TO_REPORT, the columns of the console
 // percentile table and of the *_stats.csv percentile columns.
-var percentiles = [...]float64{0.50, 0.66, 0.75, 0.80, 0.90, 0.95, 0.98, 0.99, 0.999, 0.9999, 1.0}
+func percentiles() [numPercentiles]float64 {
+	return [...]float64{0.50, 0.66, 0.75, 0.80, 0.90, 0.95, 0.98, 0.99, 0.999, 0.9999, 1.0}
+}
 
 // percentileLabels are Python's get_readable_percentiles(percentiles).
-var percentileLabels = [...]string{"50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%"}
+func percentileLabels() [numPercentiles]string {
+	return [...]string{"50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%"}
+}
 
 // Console layout constants of locust/stats.py with no terminal attached.
 const (
@@ -303,13 +310,14 @@ func (c *Cumulative) writeTable(w io.Writer, current bool) error {
 	bw.WriteString("\n")
 
 	bw.WriteString("Response time percentiles (approximated)\n")
-	fmt.Fprintf(bw, "%-*s %-*s %8s", statsTypeWidth, "Type", statsNameWidth, "Name", percentileLabels[0])
-	for _, l := range percentileLabels[1:] {
+	labels, qs := percentileLabels(), percentiles()
+	fmt.Fprintf(bw, "%-*s %-*s %8s", statsTypeWidth, "Type", statsNameWidth, "Name", labels[0])
+	for _, l := range labels[1:] {
 		fmt.Fprintf(bw, " %6s", l)
 	}
 	fmt.Fprintf(bw, " %6s\n", "# reqs")
 	psep := strings.Repeat("-", statsTypeWidth) + "|" + strings.Repeat("-", statsNameWidth) + "|" + strings.Repeat("-", 8) + "|" +
-		strings.TrimSuffix(strings.Repeat("------|", len(percentiles)), "|") + "\n"
+		strings.TrimSuffix(strings.Repeat("------|", len(qs)), "|") + "\n"
 	bw.WriteString(psep)
 	for i := range rows {
 		r := &rows[i]
@@ -319,8 +327,8 @@ func (c *Cumulative) writeTable(w io.Writer, current bool) error {
 		if len(r.buckets) == 0 {
 			continue
 		}
-		fmt.Fprintf(bw, "%-*s %-*s %8d", statsTypeWidth, r.Method, statsNameWidth, r.Name, r.Percentile(percentiles[0]))
-		for _, q := range percentiles[1:] {
+		fmt.Fprintf(bw, "%-*s %-*s %8d", statsTypeWidth, r.Method, statsNameWidth, r.Name, r.Percentile(qs[0]))
+		for _, q := range qs[1:] {
 			fmt.Fprintf(bw, " %6d", r.Percentile(q))
 		}
 		fmt.Fprintf(bw, " %6d\n", r.NumRequests)
@@ -363,7 +371,8 @@ func CSVStatsHeader() []string {
 	h := []string{"Type", "Name", "Request Count", "Failure Count", "Median Response Time",
 		"Average Response Time", "Min Response Time", "Max Response Time", "Average Content Size",
 		"Requests/s", "Failures/s"}
-	return append(h, percentileLabels[:]...)
+	labels := percentileLabels()
+	return append(h, labels[:]...)
 }
 
 // CSVFailuresHeader is the header row of Locust 2.46's *_failures.csv.
@@ -380,7 +389,7 @@ func (c *Cumulative) WriteCSV(w io.Writer) error {
 	rows := c.Rows()
 	bw := bufio.NewWriter(w)
 	writeCSVRow(bw, CSVStatsHeader())
-	rec := make([]string, 0, 11+len(percentiles))
+	rec := make([]string, 0, 11+numPercentiles)
 	for i := range rows {
 		r := &rows[i]
 		median := pyFloat(r.MedianResponseTime)
@@ -395,7 +404,7 @@ func (c *Cumulative) WriteCSV(w io.Writer) error {
 			strconv.FormatInt(r.NumRequests, 10), strconv.FormatInt(r.NumFailures, 10),
 			median, pyFloat(r.AvgResponseTime), pyFloatOrZero(r.MinResponseTime), pyFloatOrZero(r.MaxResponseTime),
 			avgSize, pyFloat(r.TotalRPS), pyFloat(r.TotalFailPerSec))
-		for _, q := range percentiles {
+		for _, q := range percentiles() {
 			if r.NumRequests == 0 {
 				rec = append(rec, "N/A")
 			} else {

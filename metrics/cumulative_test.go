@@ -154,7 +154,7 @@ func TestCumulativeAgainstLocust(t *testing.T) {
 	}{
 		{"mixed", oracleReports()},
 		{"no reports", nil},
-		{"idle reports", []Report{idle.Drain(t0), idle.Drain(t0.Add(3 * time.Second))}},
+		{"idle reports", []Report{idle.Drain(t0()), idle.Drain(t0().Add(3 * time.Second))}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -270,7 +270,7 @@ func TestCumulativeEmpty(t *testing.T) {
 	if err := c.WriteCSV(&b); err != nil {
 		t.Fatal(err)
 	}
-	want := strings.Join(CSVStatsHeader(), ",") + "\r\n,Aggregated,0,0,0,0.0,0,0,0,0.0,0.0" + strings.Repeat(",N/A", len(percentiles)) + "\r\n"
+	want := strings.Join(CSVStatsHeader(), ",") + "\r\n,Aggregated,0,0,0,0.0,0,0,0,0.0,0.0" + strings.Repeat(",N/A", numPercentiles) + "\r\n"
 	if b.String() != want {
 		t.Errorf("empty CSV = %q, want %q", b.String(), want)
 	}

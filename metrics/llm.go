@@ -66,15 +66,20 @@ const (
 	numLLMMetrics
 )
 
-// llmMetricNames is a constant table: metric index → wire name.
-var llmMetricNames = [numLLMMetrics]string{
-	LLMMetricTTFT, LLMMetricTTFE, LLMMetricTPOT, LLMMetricInterChunk, LLMMetricE2E,
-	LLMMetricServerLatency, LLMMetricServerTTFT, LLMMetricTokens,
-	LLMMetricTTFTFirstTurn, LLMMetricTTFTLaterTurn,
+// llmMetricNames is the constant table metric index → wire name.
+func llmMetricNames() [numLLMMetrics]string {
+	return [numLLMMetrics]string{
+		LLMMetricTTFT, LLMMetricTTFE, LLMMetricTPOT, LLMMetricInterChunk, LLMMetricE2E,
+		LLMMetricServerLatency, LLMMetricServerTTFT, LLMMetricTokens,
+		LLMMetricTTFTFirstTurn, LLMMetricTTFTLaterTurn,
+	}
 }
 
 // LLMMetricNames returns the metric names in their canonical order.
-func LLMMetricNames() []string { return append([]string(nil), llmMetricNames[:]...) }
+func LLMMetricNames() []string {
+	names := llmMetricNames()
+	return names[:]
+}
 
 // LLMBucket returns the wire bucket key of v: v for 0 <= v < 2048; for larger v, v with all
 // but its LLMSignificantBits most significant bits cleared. Negative v counts as 0.
@@ -445,12 +450,13 @@ func (l *LLM) Drain(now time.Time) map[string]any {
 	hist := map[string]any{}
 	sum := map[string]any{}
 	max := map[string]any{}
+	names := llmMetricNames()
 	for i := range numLLMMetrics {
 		h := &cur.hist[i]
 		if h.Count == 0 {
 			continue
 		}
-		name := llmMetricNames[i]
+		name := names[i]
 		hist[name] = h.Counts
 		sum[name] = h.Sum
 		max[name] = h.Max
@@ -490,8 +496,8 @@ type LLMTotals struct {
 func (t *llmSet) snapshot() LLMTotals {
 	out := LLMTotals{Streams: t.streams, Failed: t.failed, Good: t.good, OutputTokens: t.tokens,
 		ChunkFallback: t.fallback, Hist: make(map[string]LLMHistogram, numLLMMetrics)}
-	for i := range numLLMMetrics {
-		out.Hist[llmMetricNames[i]] = t.hist[i].Clone()
+	for i, name := range llmMetricNames() {
+		out.Hist[name] = t.hist[i].Clone()
 	}
 	return out
 }

@@ -6,13 +6,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Classic Prometheus bucket upper bounds (constant tables). Latencies are in seconds.
-var (
-	promLatencyBuckets = []float64{.005, .01, .025, .05, .075, .1, .15, .2, .25, .3, .4, .5, .75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120, 300}
-	promTokenGapBucket = []float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .02, .025, .03, .04, .05, .075, .1, .15, .2, .3, .5, 1, 2, 5}
-	promTokenBuckets   = []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 4000, 8000, 16000, 32000}
-)
-
 // promHist describes how one LLM metric is exposed.
 type promHist struct {
 	name, help string
@@ -20,18 +13,25 @@ type promHist struct {
 	div        float64 // raw value / div = exposed unit (µs → s: 1e6; tokens: 1)
 }
 
-// promHists is a constant table, indexed like llmMetricNames.
-var promHists = [numLLMMetrics]promHist{
-	mTTFT:          {"difyload_llm_time_to_first_token_seconds", "Time from the request start to the first non-empty answer chunk (successful streams).", promLatencyBuckets, 1e6},
-	mTPOT:          {"difyload_llm_time_per_output_token_seconds", "(last answer chunk - first answer chunk) / (output tokens - 1), per successful stream with more than one token.", promTokenGapBucket, 1e6},
-	mITL:           {"difyload_llm_inter_chunk_latency_seconds", "Every gap between consecutive answer chunks (successful streams).", promTokenGapBucket, 1e6},
-	mE2E:           {"difyload_llm_e2e_duration_seconds", "Time from the request start to the terminal event (successful streams).", promLatencyBuckets, 1e6},
-	mServerLatency: {"difyload_llm_server_latency_seconds", "Dify's usage.latency as reported in message_end.", promLatencyBuckets, 1e6},
-	mTTFE:          {"difyload_llm_time_to_first_event_seconds", "Time from the request start to the first data event (not a ping): Dify's job queue and setup, then the model (successful streams).", promLatencyBuckets, 1e6},
-	mServerTTFT:    {"difyload_llm_server_time_to_first_token_seconds", "Dify's usage.time_to_first_token as reported in message_end.", promLatencyBuckets, 1e6},
-	mTokens:        {"difyload_llm_output_tokens_per_stream", "Output tokens per successful stream (usage.completion_tokens, else the chunk count).", promTokenBuckets, 1},
-	mTTFTFirstTurn: {"difyload_llm_time_to_first_token_first_turn_seconds", "TTFT of the first turn of multi-turn conversations.", promLatencyBuckets, 1e6},
-	mTTFTLaterTurn: {"difyload_llm_time_to_first_token_later_turns_seconds", "TTFT of the second and later turns of multi-turn conversations.", promLatencyBuckets, 1e6},
+// promHists is the constant table of how each LLM metric is exposed, indexed like
+// llmMetricNames; NewLLMCollector builds it once per collector.
+func promHists() [numLLMMetrics]promHist {
+	// Classic Prometheus bucket upper bounds. Latencies are in seconds.
+	promLatencyBuckets := []float64{.005, .01, .025, .05, .075, .1, .15, .2, .25, .3, .4, .5, .75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120, 300}
+	promTokenGapBucket := []float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .02, .025, .03, .04, .05, .075, .1, .15, .2, .3, .5, 1, 2, 5}
+	promTokenBuckets := []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 4000, 8000, 16000, 32000}
+	return [numLLMMetrics]promHist{
+		mTTFT:          {"difyload_llm_time_to_first_token_seconds", "Time from the request start to the first non-empty answer chunk (successful streams).", promLatencyBuckets, 1e6},
+		mTPOT:          {"difyload_llm_time_per_output_token_seconds", "(last answer chunk - first answer chunk) / (output tokens - 1), per successful stream with more than one token.", promTokenGapBucket, 1e6},
+		mITL:           {"difyload_llm_inter_chunk_latency_seconds", "Every gap between consecutive answer chunks (successful streams).", promTokenGapBucket, 1e6},
+		mE2E:           {"difyload_llm_e2e_duration_seconds", "Time from the request start to the terminal event (successful streams).", promLatencyBuckets, 1e6},
+		mServerLatency: {"difyload_llm_server_latency_seconds", "Dify's usage.latency as reported in message_end.", promLatencyBuckets, 1e6},
+		mTTFE:          {"difyload_llm_time_to_first_event_seconds", "Time from the request start to the first data event (not a ping): Dify's job queue and setup, then the model (successful streams).", promLatencyBuckets, 1e6},
+		mServerTTFT:    {"difyload_llm_server_time_to_first_token_seconds", "Dify's usage.time_to_first_token as reported in message_end.", promLatencyBuckets, 1e6},
+		mTokens:        {"difyload_llm_output_tokens_per_stream", "Output tokens per successful stream (usage.completion_tokens, else the chunk count).", promTokenBuckets, 1},
+		mTTFTFirstTurn: {"difyload_llm_time_to_first_token_first_turn_seconds", "TTFT of the first turn of multi-turn conversations.", promLatencyBuckets, 1e6},
+		mTTFTLaterTurn: {"difyload_llm_time_to_first_token_later_turns_seconds", "TTFT of the second and later turns of multi-turn conversations.", promLatencyBuckets, 1e6},
+	}
 }
 
 // LLMCollector exposes an LLM's cumulative values as Prometheus metrics, labelled by flow:
@@ -41,6 +41,7 @@ var promHists = [numLLMMetrics]promHist{
 // plus gauges with the SLO in force. Register it with a prometheus.Registry.
 type LLMCollector struct {
 	llm      *LLM
+	table    [numLLMMetrics]promHist
 	hists    [numLLMMetrics]*prometheus.Desc
 	streams  *prometheus.Desc
 	failed   *prometheus.Desc
@@ -57,6 +58,7 @@ func NewLLMCollector(l *LLM) *LLMCollector {
 	flow := []string{"flow"}
 	c := &LLMCollector{
 		llm:      l,
+		table:    promHists(),
 		streams:  prometheus.NewDesc("difyload_llm_streams_total", "Finished chat streams (successful and failed; cancelled streams are not counted).", flow, nil),
 		failed:   prometheus.NewDesc("difyload_llm_stream_failures_total", "Failed chat streams (any failure from connect to a mid-stream error).", flow, nil),
 		good:     prometheus.NewDesc("difyload_llm_good_streams_total", "Successful streams that met every set SLO (goodput numerator).", flow, nil),
@@ -65,7 +67,7 @@ func NewLLMCollector(l *LLM) *LLMCollector {
 		slo:      prometheus.NewDesc("difyload_llm_slo_seconds", "The goodput objective in force (0 = no limit).", []string{"objective"}, nil),
 	}
 	for i := range numLLMMetrics {
-		c.hists[i] = prometheus.NewDesc(promHists[i].name, promHists[i].help, flow, nil)
+		c.hists[i] = prometheus.NewDesc(c.table[i].name, c.table[i].help, flow, nil)
 	}
 	return c
 }
@@ -87,7 +89,7 @@ func (c *LLMCollector) Collect(ch chan<- prometheus.Metric) {
 	slo := c.llm.slo
 	for flow, t := range c.llm.total {
 		for i := range numLLMMetrics {
-			ph := &promHists[i]
+			ph := &c.table[i]
 			h := &t.hist[i]
 			out = append(out, prometheus.MustNewConstHistogram(c.hists[i], uint64(h.Count),
 				float64(h.Sum)/ph.div, classicBuckets(h.Counts, ph.buckets, ph.div), flow))

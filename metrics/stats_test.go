@@ -11,13 +11,14 @@ import (
 	"time"
 )
 
-var t0 = time.Unix(1_700_000_000, 250_000_000) // a fixed wall clock for tests
+// t0 is a fixed wall clock for tests.
+func t0() time.Time { return time.Unix(1_700_000_000, 250_000_000) }
 
 func ms(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
 
 func TestStatsDrain(t *testing.T) {
 	t.Parallel()
-	at := t0.Add(time.Second)
+	at := t0().Add(time.Second)
 	sec := at.Unix()
 	ts := unixSeconds(at)
 	tests := []struct {
@@ -106,7 +107,7 @@ func TestStatsDrain(t *testing.T) {
 			for _, x := range tc.samples {
 				s.Record(x)
 			}
-			r := s.Drain(t0.Add(3 * time.Second))
+			r := s.Drain(t0().Add(3 * time.Second))
 			start := r.Total.StartTime
 			if start == 0 {
 				t.Fatal("Total.StartTime is 0")
@@ -132,8 +133,8 @@ func TestStatsDrain(t *testing.T) {
 			}
 
 			// The next interval starts at the drain time and is empty.
-			r2 := s.Drain(t0.Add(6 * time.Second))
-			if want := unixSeconds(t0.Add(3 * time.Second)); r2.Total.StartTime != want {
+			r2 := s.Drain(t0().Add(6 * time.Second))
+			if want := unixSeconds(t0().Add(3 * time.Second)); r2.Total.StartTime != want {
 				t.Errorf("second interval StartTime = %v, want %v", r2.Total.StartTime, want)
 			}
 			if len(r2.Entries) != 0 || len(r2.Errors) != 0 || r2.Total.NumRequests != 0 || r2.Total.HasLast || r2.Total.HasMin {
@@ -200,7 +201,7 @@ func TestStatsConcurrentDrainConservation(t *testing.T) {
 	go func() {
 		defer close(drained)
 		for i := 0; !stop.Load(); i++ {
-			r := s.Drain(t0.Add(time.Duration(i) * time.Millisecond))
+			r := s.Drain(t0().Add(time.Duration(i) * time.Millisecond))
 			reports = append(reports, r)
 		}
 	}()
@@ -219,7 +220,7 @@ func TestStatsConcurrentDrainConservation(t *testing.T) {
 					NoTime:   n%11 == 0,
 					Size:     int64(n % 100),
 					Failure:  failures[n%len(failures)],
-					At:       t0.Add(time.Duration(n%7) * time.Second),
+					At:       t0().Add(time.Duration(n%7) * time.Second),
 				}
 				s.Record(x)
 				wantMu.Lock()
@@ -231,7 +232,7 @@ func TestStatsConcurrentDrainConservation(t *testing.T) {
 	wg.Wait()
 	stop.Store(true)
 	<-drained
-	reports = append(reports, s.Drain(t0.Add(time.Hour)))
+	reports = append(reports, s.Drain(t0().Add(time.Hour)))
 	if len(reports) < 2 {
 		t.Logf("only %d drains happened", len(reports))
 	}
@@ -246,7 +247,7 @@ func TestStatsConcurrentDrainConservation(t *testing.T) {
 	}
 	t.Logf("%d drains, %d non-empty", len(reports), nonEmpty)
 	exp := NewCumulative()
-	exp.Add(want.Drain(t0.Add(time.Hour)))
+	exp.Add(want.Drain(t0().Add(time.Hour)))
 
 	got, wantRows := sum.Rows(), exp.Rows()
 	if len(got) != len(wantRows) {
@@ -260,7 +261,7 @@ func TestStatsConcurrentDrainConservation(t *testing.T) {
 			math.Abs(g.AvgResponseTime-w.AvgResponseTime) > 1e-6 {
 			t.Errorf("row %d\n got %+v\nwant %+v", i, g, w)
 		}
-		for _, q := range percentiles {
+		for _, q := range percentiles() {
 			if g.Percentile(q) != w.Percentile(q) {
 				t.Errorf("row %s %s: p%v = %d, want %d", g.Method, g.Name, q, g.Percentile(q), w.Percentile(q))
 			}
@@ -349,7 +350,7 @@ func nonNil(m map[int64]int64) map[int64]int64 {
 func BenchmarkRecord(b *testing.B) {
 	b.ReportAllocs()
 	s := NewStats()
-	x := Sample{Method: "POST", Name: "/v1/chat-messages", Duration: 147 * time.Millisecond, Size: 100, At: t0}
+	x := Sample{Method: "POST", Name: "/v1/chat-messages", Duration: 147 * time.Millisecond, Size: 100, At: t0()}
 	for b.Loop() {
 		s.Record(x)
 	}
@@ -358,7 +359,7 @@ func BenchmarkRecord(b *testing.B) {
 func BenchmarkRecordFailure(b *testing.B) {
 	b.ReportAllocs()
 	s := NewStats()
-	x := Sample{Method: "POST", Name: "/v1/chat-messages", Duration: 147 * time.Millisecond, Failure: "HTTP 502", At: t0}
+	x := Sample{Method: "POST", Name: "/v1/chat-messages", Duration: 147 * time.Millisecond, Failure: "HTTP 502", At: t0()}
 	for b.Loop() {
 		s.Record(x)
 	}
@@ -389,7 +390,7 @@ func benchRecordParallel(b *testing.B, s *Stats, parallelism int) {
 	var id atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
 		n := id.Add(1)
-		x := Sample{Method: "SSE", Name: names[n%4], Size: 10, At: t0}
+		x := Sample{Method: "SSE", Name: names[n%4], Size: 10, At: t0()}
 		i := 0
 		for pb.Next() {
 			i++
@@ -407,10 +408,10 @@ func BenchmarkDrain10Entries(b *testing.B) {
 		for i := range 1000 {
 			s.Record(Sample{
 				Method: "POST", Name: fmt.Sprint("/e", i%10), Duration: time.Duration(i) * time.Millisecond,
-				At: t0.Add(time.Duration(i%3) * time.Second),
+				At: t0().Add(time.Duration(i%3) * time.Second),
 			})
 		}
 		b.StartTimer()
-		_ = s.Drain(t0)
+		_ = s.Drain(t0())
 	}
 }

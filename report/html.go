@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"html/template"
 	"io"
 	"sort"
@@ -71,7 +72,8 @@ func measured(steps []Step) []Step {
 	return out
 }
 
-var page = template.Must(template.New("compare").Parse(`<!DOCTYPE html>
+// pageHTML is the comparison page's html/template text.
+const pageHTML = `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>difyload run comparison</title>
 <style>
 body{font-family:system-ui,Segoe UI,Helvetica,Arial,sans-serif;font-size:14px;margin:16px}
@@ -87,7 +89,7 @@ th{background:#f0f0f0}td:first-child{text-align:left}.better{color:#0a7a0a}.wors
 {{range $i, $n := .Notes}}{{if $n}}<p><b>{{(index $.Runs $i).Name}}</b>: {{$n}}</p>{{end}}{{end}}
 <h2>Curves</h2><div class="charts">{{range .Charts}}{{.}}{{end}}</div>
 </body></html>
-`))
+`
 
 type htmlCell struct{ Text, Class string }
 type htmlRow struct {
@@ -111,6 +113,10 @@ func WriteHTML(w io.Writer, c *Comparison) error {
 			r.Cells = append(r.Cells, htmlCell{CellText(cell, l.Metric.Unit, i == 0), cls})
 		}
 		rows = append(rows, r)
+	}
+	page, err := template.New("compare").Parse(pageHTML)
+	if err != nil {
+		return fmt.Errorf("report: page template: %w", err)
 	}
 	return page.Execute(w, map[string]any{"Runs": c.Runs, "Rows": rows, "Notes": c.Notes, "Charts": Curves(c.Runs)})
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 )
 
+//nolint:gochecknoglobals // a test flag (go test ./report -update), the testing package's idiom for goldens
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func TestParseErrors(t *testing.T) {

@@ -16,7 +16,10 @@ type Line2D struct {
 	Points []XY
 }
 
-var palette = []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"}
+// palette returns the line colours, used in turn.
+func palette() [6]string {
+	return [...]string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"}
+}
 
 // SVGChart draws lines on shared axes as an inline SVG element (no script, no network).
 func SVGChart(title, xLabel, yLabel string, lines []Line2D) string {
@@ -57,8 +60,9 @@ func SVGChart(title, xLabel, yLabel string, lines []Line2D) string {
 	fmt.Fprintf(&b, `<text x="%g" y="%g" text-anchor="middle" font-size="11">%s</text>`, (L+W-R)/2, H-4, html.EscapeString(xLabel))
 	fmt.Fprintf(&b, `<text x="12" y="%g" font-size="11" text-anchor="middle" transform="rotate(-90 12 %g)">%s</text>`,
 		(T+H-B)/2, (T+H-B)/2, html.EscapeString(yLabel))
+	colours := palette()
 	for i, l := range lines {
-		c := palette[i%len(palette)]
+		c := colours[i%len(colours)]
 		pts := make([]string, 0, len(l.Points))
 		for _, p := range l.Points {
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", X(p.X), Y(p.Y)))

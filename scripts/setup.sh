@@ -7,6 +7,8 @@
 #   - debootstrap + scripts/locust-latest.sh: the newest Debian Locust (2.46.x) in a cached
 #     chroot (LOCUST_LATEST_ROOT, default /var/tmp/locust-latest), the newer master
 # Installing needs root; without root a missing piece is reported and setup fails.
+# golangci-lint is not installed here: scripts/lint.sh installs its pinned version (with
+# go install, no root) the first time it runs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 need=()

@@ -77,11 +77,10 @@ type Class struct {
 	runID string
 	tasks []taskDef
 
-	mu       sync.Mutex
-	host     string   // update_user_class
-	only     []string // update_user_class task names; nil = all
-	onlySet  bool
-	override bool
+	mu      sync.Mutex
+	host    string   // update_user_class
+	only    []string // update_user_class task names; nil = all
+	onlySet bool
 }
 
 type taskDef struct {

@@ -117,20 +117,20 @@ type Keys struct {
 	SimpleAppKey, ComplexAppKey, DatasetID, DatasetKey string
 }
 
-// OptionKeys are the custom argument names locustfile.py defines; the master sends their
-// values to every worker in spawn's parsed_options.
-var optionKeys = Keys{
-	SimpleAppKey:  "dify_simple_app_key",
-	ComplexAppKey: "dify_complex_app_key",
-	DatasetID:     "dify_dataset_id",
-	DatasetKey:    "dify_dataset_key",
-}
-
 // optionSplitFlows is locustfile.py's --dify-split-flows in parsed_options.
 const optionSplitFlows = "dify_split_flows"
 
-// OptionKeys returns the parsed_options keys that carry the Dify settings.
-func OptionKeys() Keys { return optionKeys }
+// OptionKeys returns the parsed_options keys that carry the Dify settings: the custom
+// argument names locustfile.py defines, whose values the master sends to every worker in
+// spawn's parsed_options.
+func OptionKeys() Keys {
+	return Keys{
+		SimpleAppKey:  "dify_simple_app_key",
+		ComplexAppKey: "dify_complex_app_key",
+		DatasetID:     "dify_dataset_id",
+		DatasetKey:    "dify_dataset_key",
+	}
+}
 
 // Option resolves a key_option or dataset_id_option of the built-in workload with the
 // precedence worker flags > the master's parsed_options > Defaults. Other option names are
@@ -145,6 +145,7 @@ func (c *Config) Option(opts map[string]any, name string) string {
 		}
 		return def
 	}
+	optionKeys := OptionKeys()
 	switch name {
 	case optionKeys.SimpleAppKey:
 		return pick(c.SimpleAppKey, c.Defaults.SimpleAppKey)

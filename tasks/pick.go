@@ -9,7 +9,6 @@ import (
 // same sequence; random picks draw from the user's own generator. Picking decodes one row
 // of a dataset and nothing else.
 type pickState struct {
-	q       *workload.Queries
 	next    int
 	started bool
 }
@@ -56,7 +55,7 @@ func (st *pickState) query(u *User, q *workload.Queries) (query string, inputs m
 func mergeInputs(base, row map[string]any) map[string]any {
 	if len(row) == 0 {
 		if base == nil {
-			return emptyInputs
+			return map[string]any{} // Dify wants an object, never null
 		}
 		return base
 	}
@@ -69,5 +68,3 @@ func mergeInputs(base, row map[string]any) map[string]any {
 	}
 	return out
 }
-
-var emptyInputs = map[string]any{}

@@ -112,6 +112,8 @@ type wireError struct {
 }
 
 // Keys of the stats payload that Extras may not override.
+//
+//nolint:gochecknoglobals // read-only; an array (a copy when ranged or passed), and the tests range over the same list.
 var statsKeys = [...]string{"stats", "stats_total", "errors", "user_classes_count", "user_count"}
 
 // statsPayload builds the stats message data: all five keys always, plus

@@ -289,7 +289,7 @@ func timerC(t *time.Timer) <-chan time.Time {
 func (l *loop) run(ctx context.Context) (err error) {
 	defer func() {
 		// Whatever happened, no user goroutine and no stopper outlive Run.
-		l.stopUsersNow()
+		l.stopUsersNow(ctx)
 		stopTimer(l.readyTimer)
 		stopTimer(l.connTimer)
 		stopTimer(l.afterStop)
@@ -314,17 +314,17 @@ func (l *loop) run(ctx context.Context) (err error) {
 		case <-ctxDone:
 			ctxDone = nil
 			l.log.Info("shutting down: stopping users")
-			l.beginStop(phaseShutdown, l.shutdownGrace())
+			l.beginStop(ctx, phaseShutdown, l.shutdownGrace())
 
 		case in, ok := <-l.conn.recv():
 			if !ok {
 				return errors.New("worker: transport closed unexpectedly")
 			}
 			if in.event != evNone {
-				l.handleEvent(in.event)
+				l.handleEvent(ctx, in.event)
 				continue
 			}
-			done, err := l.handleFrame(in.frame)
+			done, err := l.handleFrame(ctx, in.frame)
 			if done || err != nil {
 				return err
 			}
@@ -335,7 +335,7 @@ func (l *loop) run(ctx context.Context) (err error) {
 				CurrentCPUUsage:    l.proc.cpuPercent(now),
 				CurrentMemoryUsage: rssBytes(),
 			})
-			l.checkMasterTimeout(now)
+			l.checkMasterTimeout(ctx, now)
 			if l.dropped > 0 {
 				l.log.Debug("frames dropped while not connected", "count", l.dropped)
 				l.dropped = 0
@@ -494,7 +494,7 @@ func (l *loop) flushExceptions() {
 }
 
 // handleFrame handles one frame from the master. done means Run returns.
-func (l *loop) handleFrame(frame []byte) (done bool, err error) {
+func (l *loop) handleFrame(ctx context.Context, frame []byte) (done bool, err error) {
 	msg, err := decodeMessage(frame)
 	if err != nil {
 		l.log.Warn("ignoring malformed frame from master", "err", err, "bytes", len(frame))
@@ -515,11 +515,11 @@ func (l *loop) handleFrame(frame []byte) (done bool, err error) {
 	case typeSpawn:
 		l.handleSpawn(msg.Data)
 	case typeStop:
-		l.handleStop()
+		l.handleStop(ctx)
 	case typeQuit:
-		return l.handleQuit()
+		return l.handleQuit(ctx)
 	case typeReconnect:
-		return false, l.reconnect()
+		return false, l.reconnect(ctx)
 	default:
 		if msg.Type == typeSpawningComplete {
 			// 2.29+ broadcasts it when the whole ramp-up is done, the moment
@@ -606,21 +606,21 @@ func (l *loop) handleSpawn(data any) {
 	l.log.Info("spawned", "user_classes_count", counts, "user_count", sum)
 }
 
-func (l *loop) handleStop() {
+func (l *loop) handleStop(ctx context.Context) {
 	if l.phase != phaseNormal {
 		l.log.Debug("ignoring stop while already stopping")
 		return
 	}
 	l.log.Info("stop from master", "stop_timeout", l.stopTimeout)
-	l.beginStop(phaseStopping, l.stopTimeout)
+	l.beginStop(ctx, phaseStopping, l.stopTimeout)
 }
 
 // handleQuit flushes the final stats at once (the master waits only 0.5 s
 // after broadcasting quit), sends quit, then stops the users quickly.
-func (l *loop) handleQuit() (done bool, err error) {
+func (l *loop) handleQuit(ctx context.Context) (done bool, err error) {
 	l.log.Info("quit from master")
 	if l.phase != phaseShutdown {
-		l.finishForQuit()
+		l.finishForQuit(ctx)
 	}
 	l.sendStats(time.Now())
 	l.flushExceptions()
@@ -629,7 +629,7 @@ func (l *loop) handleQuit() (done bool, err error) {
 		l.stopCancel() // hurry the stop already under way
 		return false, nil
 	}
-	l.stopUsersNow()
+	l.stopUsersNow(ctx)
 	l.phase = phaseNormal
 	l.state = stateReady
 	if !l.cfg.WaitForNewMaster {
@@ -643,11 +643,13 @@ func (l *loop) handleQuit() (done bool, err error) {
 }
 
 // reconnect recreates the socket with the same identity, as Python's
-// reset_connection does; like Python it does not re-send client_ready.
-func (l *loop) reconnect() error {
+// reset_connection does; like Python it does not re-send client_ready. The dial keeps
+// ctx's values but not its cancellation: a master may reset the connection while a
+// shutdown (a cancelled ctx) still waits for its users.
+func (l *loop) reconnect(ctx context.Context) error {
 	l.log.Warn("reconnect from master: recreating the connection")
 	l.conn.close(0)
-	c, err := l.w.dial(context.Background(), l.ep, l.w.nodeID, l.log)
+	c, err := l.w.dial(context.WithoutCancel(ctx), l.ep, l.w.nodeID, l.log)
 	if err != nil {
 		l.conn = closedConn{}
 		return fmt.Errorf("worker: reconnect to %s: %w", l.ep, err)
@@ -670,7 +672,7 @@ func (l *loop) reconnect() error {
 //   - More attempts mean the port refused or timed out: the master process
 //     went away, and whatever answers now is a new master (a restarted one),
 //     which must get a fresh client_ready at once.
-func (l *loop) handleEvent(ev peerEvent) {
+func (l *loop) handleEvent(ctx context.Context, ev peerEvent) {
 	switch ev {
 	case evDisconnected:
 		if !l.peerLost {
@@ -686,7 +688,7 @@ func (l *loop) handleEvent(ev peerEvent) {
 		if l.peerLost {
 			l.peerLost = false
 			if l.retries > 1 {
-				l.masterLost(fmt.Sprintf("the master's port was unreachable for %d connection attempts: a new master", l.retries-1))
+				l.masterLost(ctx, fmt.Sprintf("the master's port was unreachable for %d connection attempts: a new master", l.retries-1))
 				return
 			}
 			l.log.Warn("reconnected to the same master; users kept running")
@@ -704,17 +706,17 @@ func (l *loop) handleEvent(ev peerEvent) {
 // checkMasterTimeout applies MasterTimeout, only once the master has shown
 // it sends heartbeats (2.19+) since the last ack, and the shorter check
 // after a reconnect.
-func (l *loop) checkMasterTimeout(now time.Time) {
+func (l *loop) checkMasterTimeout(ctx context.Context, now time.Time) {
 	if l.reg != regHeard || l.phase != phaseNormal {
 		return
 	}
 	if !l.verifyBy.IsZero() && now.After(l.verifyBy) {
 		l.verifyBy = time.Time{}
-		l.masterLost("no heartbeat answer since the reconnect: the master does not know this node")
+		l.masterLost(ctx, "no heartbeat answer since the reconnect: the master does not know this node")
 		return
 	}
 	if since := now.Sub(l.lastHB); since > l.cfg.MasterTimeout {
-		l.masterLost(fmt.Sprintf("no heartbeat from master for %v", since.Round(time.Millisecond)))
+		l.masterLost(ctx, fmt.Sprintf("no heartbeat from master for %v", since.Round(time.Millisecond)))
 	}
 }
 
@@ -771,7 +773,7 @@ func (l *loop) logLines() (lines []string) {
 // masterLost stops the users at once (no grace: nobody collects their
 // results, and a new master must see this node ready) and re-registers
 // (state ready) once they have exited.
-func (l *loop) masterLost(reason string) {
+func (l *loop) masterLost(ctx context.Context, reason string) {
 	switch l.phase {
 	case phaseNormal:
 	case phaseStopping:
@@ -785,7 +787,7 @@ func (l *loop) masterLost(reason string) {
 	l.broadcasts = false // the next master may be another version
 	l.reg = regNone
 	stopTimer(l.readyTimer)
-	l.beginStop(phaseResetting, 0)
+	l.beginStop(ctx, phaseResetting, 0)
 }
 
 func (l *loop) shutdownGrace() time.Duration {
@@ -799,7 +801,9 @@ func (l *loop) shutdownGrace() time.Duration {
 // runs when they are gone. If a stop is already running (e.g. a master
 // stop when Run's ctx is cancelled) it keeps running and only the phase
 // (what happens afterwards) changes, except that a shutdown may shorten it.
-func (l *loop) beginStop(p phase, grace time.Duration) {
+// The stop keeps ctx's values but not its cancellation: a cancelled ctx is what
+// starts a shutdown, and the users still get their grace; stopCancel ends it.
+func (l *loop) beginStop(ctx context.Context, p phase, grace time.Duration) {
 	l.phase = p
 	if l.stopDone != nil {
 		if p == phaseShutdown && grace <= 0 {
@@ -809,7 +813,7 @@ func (l *loop) beginStop(p phase, grace time.Duration) {
 	}
 	stopTimer(l.afterStop)
 	l.afterStop = nil
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	l.stopDone, l.stopCancel = done, cancel
 	go func() {
@@ -852,12 +856,13 @@ func (l *loop) stopFinished() (done bool) {
 // finishForQuit stops new work and lets tasks under way end within QuitGrace,
 // so streams that finish a moment after the master's quit are reported instead
 // of abandoned; the rest are cancelled. It blocks the loop for at most about
-// QuitGrace, well inside the 0.5 s the master waits for the final stats.
-func (l *loop) finishForQuit() {
+// QuitGrace, well inside the 0.5 s the master waits for the final stats. The
+// wait is bounded by QuitGrace, not by ctx's cancellation.
+func (l *loop) finishForQuit(ctx context.Context) {
 	if l.stopCancel != nil {
 		l.stopCancel()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.QuitGrace+100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.QuitGrace+100*time.Millisecond)
 	defer cancel()
 	l.sched.StopAll(ctx, l.cfg.QuitGrace)
 	if l.stopDone != nil {
@@ -868,12 +873,12 @@ func (l *loop) finishForQuit() {
 
 // stopUsersNow cancels every user at once and waits for them and for any
 // background stop.
-func (l *loop) stopUsersNow() {
+func (l *loop) stopUsersNow(ctx context.Context) {
 	if l.stopCancel != nil {
 		l.stopCancel()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
+	ctx, cancel := context.WithCancel(ctx)
+	cancel() // no grace: every user is cancelled at once
 	l.sched.StopAll(ctx, 0)
 	if l.stopDone != nil {
 		<-l.stopDone

@@ -26,30 +26,35 @@ name = "FaqUser"
 tasks = [{ app = "faq" }]
 `
 
-// badWorkloads are workloads that cannot run, with the place each error must name and a
+// badWorkload is a workload that cannot run, with the place each error must name and a
 // word of its fix. The Go and the Python checker must agree on the places.
-var badWorkloads = []struct {
+type badWorkload struct {
 	name, file, src string
 	places          []string
 	fix             string
-}{
-	{"toml syntax", "w.toml", "apps = [\n[[users]]\n", []string{""}, "correct the TOML"},
-	{"json syntax", "w.json", `{"apps": [}`, []string{""}, "correct the JSON"},
-	{"unknown top-level field", "w.toml", "userz = 1\n" + goodApp, []string{"userz"}, "allowed here"},
-	{"unknown app field", "w.toml", strings.Replace(goodApp, "queries =", "querys =", 1), []string{"apps[0].querys", "apps[0].queries"}, `did you mean "queries"`},
-	{"unknown app type", "w.toml", strings.Replace(goodApp, `"chat"`, `"advanced-chat"`, 1), []string{"apps[0].type"}, `type "chatflow"`},
-	{"misspelt app type", "w.toml", strings.Replace(goodApp, `"chat"`, `"workflw"`, 1), []string{"apps[0].type"}, `did you mean "workflow"`},
-	{"key in the file", "w.toml", strings.Replace(goodApp, `key_env = "FAQ_KEY"`, `key = "app-secret"`, 1), []string{"apps[0].key", "apps[0].key_env"}, "key_env"},
-	{"no key source", "w.toml", strings.Replace(goodApp, `key_env = "FAQ_KEY"`, ``, 1), []string{"apps[0].key_env"}, "key_env"},
-	{"task names no app", "w.toml", strings.Replace(goodApp, `{ app = "faq" }`, `{ app = "fqa" }`, 1), []string{"users[0].tasks[0].app"}, "faq"},
-	{"unknown wait", "w.toml", strings.Replace(goodApp, `name = "FaqUser"`, "name = \"FaqUser\"\nwait_time = { betwen = [1, 2] }", 1), []string{"users[0].wait_time.betwen"}, `did you mean "between"`},
-	{"bad class name", "w.toml", strings.Replace(goodApp, `"FaqUser"`, `"Faq User"`, 1), []string{"users[0].name"}, "letters"},
-	{"zero turns", "w.toml", strings.Replace(goodApp, `queries = ["hi"]`, "queries = [\"hi\"]\nconversation = { turns = 0 }", 1), []string{"apps[0].conversation.turns"}, "≥ 1"},
-	{"conversation on a workflow", "w.toml", strings.Replace(strings.Replace(goodApp, `"chat"`, `"workflow"`, 1), `queries = ["hi"]`, "conversation = { turns = 2 }", 1), []string{"apps[0].conversation"}, "only chat"},
-	{"no users", "w.json", `{"apps": []}`, []string{"users"}, "[[users]]"},
-	{"duplicate names", "w.toml", goodApp + "\n[[knowledge_bases]]\nname = \"faq\"\ndataset_id = \"x\"\nkey_env = \"K\"\nqueries = [\"q\"]\n", []string{"knowledge_bases[0].name"}, "own name"},
-	{"dataset row without a query", "w.toml", strings.Replace(goodApp, `queries = ["hi"]`, `dataset = "rows.jsonl"`, 1), []string{"apps[0].dataset (rows.jsonl line 2)"}, "non-empty \"query\""},
-	{"csv without a query column", "w.toml", strings.Replace(goodApp, `queries = ["hi"]`, `dataset = "rows.csv"`, 1), []string{"apps[0].dataset (rows.csv line 1)"}, "query"},
+}
+
+// badWorkloads returns the cases afresh for each test.
+func badWorkloads() []badWorkload {
+	return []badWorkload{
+		{"toml syntax", "w.toml", "apps = [\n[[users]]\n", []string{""}, "correct the TOML"},
+		{"json syntax", "w.json", `{"apps": [}`, []string{""}, "correct the JSON"},
+		{"unknown top-level field", "w.toml", "userz = 1\n" + goodApp, []string{"userz"}, "allowed here"},
+		{"unknown app field", "w.toml", strings.Replace(goodApp, "queries =", "querys =", 1), []string{"apps[0].querys", "apps[0].queries"}, `did you mean "queries"`},
+		{"unknown app type", "w.toml", strings.Replace(goodApp, `"chat"`, `"advanced-chat"`, 1), []string{"apps[0].type"}, `type "chatflow"`},
+		{"misspelt app type", "w.toml", strings.Replace(goodApp, `"chat"`, `"workflw"`, 1), []string{"apps[0].type"}, `did you mean "workflow"`},
+		{"key in the file", "w.toml", strings.Replace(goodApp, `key_env = "FAQ_KEY"`, `key = "app-secret"`, 1), []string{"apps[0].key", "apps[0].key_env"}, "key_env"},
+		{"no key source", "w.toml", strings.Replace(goodApp, `key_env = "FAQ_KEY"`, ``, 1), []string{"apps[0].key_env"}, "key_env"},
+		{"task names no app", "w.toml", strings.Replace(goodApp, `{ app = "faq" }`, `{ app = "fqa" }`, 1), []string{"users[0].tasks[0].app"}, "faq"},
+		{"unknown wait", "w.toml", strings.Replace(goodApp, `name = "FaqUser"`, "name = \"FaqUser\"\nwait_time = { betwen = [1, 2] }", 1), []string{"users[0].wait_time.betwen"}, `did you mean "between"`},
+		{"bad class name", "w.toml", strings.Replace(goodApp, `"FaqUser"`, `"Faq User"`, 1), []string{"users[0].name"}, "letters"},
+		{"zero turns", "w.toml", strings.Replace(goodApp, `queries = ["hi"]`, "queries = [\"hi\"]\nconversation = { turns = 0 }", 1), []string{"apps[0].conversation.turns"}, "≥ 1"},
+		{"conversation on a workflow", "w.toml", strings.Replace(strings.Replace(goodApp, `"chat"`, `"workflow"`, 1), `queries = ["hi"]`, "conversation = { turns = 2 }", 1), []string{"apps[0].conversation"}, "only chat"},
+		{"no users", "w.json", `{"apps": []}`, []string{"users"}, "[[users]]"},
+		{"duplicate names", "w.toml", goodApp + "\n[[knowledge_bases]]\nname = \"faq\"\ndataset_id = \"x\"\nkey_env = \"K\"\nqueries = [\"q\"]\n", []string{"knowledge_bases[0].name"}, "own name"},
+		{"dataset row without a query", "w.toml", strings.Replace(goodApp, `queries = ["hi"]`, `dataset = "rows.jsonl"`, 1), []string{"apps[0].dataset (rows.jsonl line 2)"}, "non-empty \"query\""},
+		{"csv without a query column", "w.toml", strings.Replace(goodApp, `queries = ["hi"]`, `dataset = "rows.csv"`, 1), []string{"apps[0].dataset (rows.csv line 1)"}, "query"},
+	}
 }
 
 func writeDatasets(t *testing.T, dir string) {
@@ -83,7 +88,7 @@ func TestBadWorkloadsAreRefused(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	writeDatasets(t, dir)
-	for _, tc := range badWorkloads {
+	for _, tc := range badWorkloads() {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+filepath.Ext(tc.file))
 			if err := os.WriteFile(path, []byte(tc.src), 0o644); err != nil {
@@ -125,7 +130,7 @@ func TestPythonCheckerAgrees(t *testing.T) {
 	dir := t.TempDir()
 	writeDatasets(t, dir)
 	var paths []string
-	for _, tc := range badWorkloads {
+	for _, tc := range badWorkloads() {
 		p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+filepath.Ext(tc.file))
 		if err := os.WriteFile(p, []byte(tc.src), 0o644); err != nil {
 			t.Fatal(err)
@@ -139,7 +144,7 @@ func TestPythonCheckerAgrees(t *testing.T) {
 	}
 	paths = append(paths, examples...)
 	in, _ := json.Marshal(paths)
-	cmd := exec.Command(py, "-c", `
+	cmd := exec.CommandContext(t.Context(), py, "-c", `
 import json, sys
 import difyload_workload as d
 out = []
@@ -161,7 +166,7 @@ print(json.dumps(out))
 	if err := json.Unmarshal(raw, &res); err != nil {
 		t.Fatalf("python output %s: %v", raw, err)
 	}
-	for i, tc := range badWorkloads {
+	for i, tc := range badWorkloads() {
 		want := slices.Clone(tc.places)
 		sort.Strings(want)
 		if got := places(res[i]); !slices.Equal(got, want) {
@@ -169,7 +174,7 @@ print(json.dumps(out))
 		}
 	}
 	for i, ex := range examples {
-		if p := res[len(badWorkloads)+i]; len(p) != 0 {
+		if p := res[len(badWorkloads())+i]; len(p) != 0 {
 			t.Errorf("%s: Python refuses an example: %s", ex, p)
 		}
 		if _, err := Load(ex); err != nil {

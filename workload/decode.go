@@ -269,11 +269,10 @@ var (
 	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
-// AppTypes are the app types a worker of this version runs.
-var appTypes = []string{string(sse.ModeChat), string(sse.ModeAgent), string(sse.ModeChatflow), string(sse.ModeCompletion), string(sse.ModeWorkflow)}
-
-// AppTypes returns the app types this version knows.
-func AppTypes() []string { return slices.Clone(appTypes) }
+// AppTypes returns the app types a worker of this version runs.
+func AppTypes() []string {
+	return []string{string(sse.ModeChat), string(sse.ModeAgent), string(sse.ModeChatflow), string(sse.ModeCompletion), string(sse.ModeWorkflow)}
+}
 
 // decode checks the root table and builds the Workload.
 func (d *decoder) decode(root any) *Workload {
@@ -385,15 +384,17 @@ func (d *decoder) app(place string, v any) (App, bool) {
 	}
 	defer o.done()
 	a := App{Name: o.str("name", true, "give the app a name, e.g. name = \"faq-bot\"")}
+	appTypes := AppTypes()
 	typ := o.str("type", true, "set type to one of "+strings.Join(appTypes, ", "))
 	if typ != "" && !slices.Contains(appTypes, typ) {
 		fix := "use one of " + strings.Join(appTypes, ", ")
 		if c := closest(typ, appTypes); c != "" {
 			fix = fmt.Sprintf("did you mean %q? ", c) + fix
 		}
-		if typ == "advanced-chat" {
+		switch typ {
+		case "advanced-chat":
 			fix = "an advanced-chat app is type \"chatflow\""
-		} else if typ == "agent-chat" {
+		case "agent-chat":
 			fix = "an agent-chat app is type \"agent\""
 		}
 		d.p.add(o.at("type"), fmt.Sprintf("unknown app type %q", typ), fix)
@@ -649,7 +650,10 @@ func (d *decoder) userClass(place string, v any, targets map[string]string) (Use
 	return u, u.Name != ""
 }
 
-var waitKinds = []string{string(WaitBetween), string(WaitConstant), string(WaitConstantPacing), string(WaitConstantThroughput), string(WaitPoisson)}
+// waitKinds are the wait functions a user class may name.
+func waitKinds() []string {
+	return []string{string(WaitBetween), string(WaitConstant), string(WaitConstantPacing), string(WaitConstantThroughput), string(WaitPoisson)}
+}
 
 func (d *decoder) wait(place string, v any) Wait {
 	m, ok := v.(map[string]any)
@@ -679,7 +683,7 @@ func (d *decoder) wait(place string, v any) Wait {
 			return Wait{Kind: WaitKind(k), Rate: f}
 		default:
 			f := fix
-			if c := closest(k, waitKinds); c != "" {
+			if c := closest(k, waitKinds()); c != "" {
 				f = fmt.Sprintf("did you mean %q? ", c) + fix
 			}
 			d.p.add(p, fmt.Sprintf("unknown wait function %q", k), f)

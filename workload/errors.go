@@ -44,17 +44,14 @@ func Errors(err error) []*Error {
 		if e == nil {
 			return
 		}
-		var we *Error
-		if errors.As(e, &we) && we == e {
-			out = append(out, we)
-			return
-		}
+		// *Error has no Unwrap() []error, so a joined error is never one itself.
 		if j, ok := e.(interface{ Unwrap() []error }); ok {
 			for _, x := range j.Unwrap() {
 				walk(x)
 			}
 			return
 		}
+		var we *Error
 		if errors.As(e, &we) {
 			out = append(out, we)
 		}

@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -114,11 +115,13 @@ func run(ctx context.Context, base, key string, users int, ramp time.Duration, o
 		"streams": streams.Load(), "events": events.Load(), "failed": failed.Load(), "cpu_s": cpu})
 }
 
-var (
-	dataPrefix = []byte("data:")
-	msgEvent   = []byte(`"event":"message"`)
-	endEvent   = []byte(`"event":"message_end"`)
-	idKey      = []byte(`"message_id":"`)
+// The markers a data line is scanned for; stream turns them into byte slices once per
+// request, on its stack.
+const (
+	dataPrefix = "data:"
+	msgEvent   = `"event":"message"`
+	endEvent   = `"event":"message_end"`
+	idKey      = `"message_id":"`
 )
 
 // stream runs one request; it returns the data lines read and whether message_end came.
@@ -140,6 +143,7 @@ func stream(ctx context.Context, c *http.Client, url, key string, body []byte, b
 		return 0, false
 	}
 	br.Reset(resp.Body)
+	dataPrefix, msgEvent, endEvent, idKey := []byte(dataPrefix), []byte(msgEvent), []byte(endEvent), []byte(idKey)
 	var n int64
 	var first time.Time
 	var id [36]byte
@@ -157,7 +161,7 @@ func stream(ctx context.Context, c *http.Client, url, key string, body []byte, b
 				done = true
 			}
 		}
-		if err == bufio.ErrBufferFull {
+		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
 		}
 		if err != nil {

@@ -32,7 +32,10 @@ const (
 	kindOK          = "ok"
 )
 
-var closingKinds = []string{kindFINChunked, kindFINEOF, kindErrorEvent, kindHTML503, kindContentType, kindOK, kindOK}
+// closingKinds is the cycle of answers the fake serves, one per chat request.
+func closingKinds() [7]string {
+	return [...]string{kindFINChunked, kindFINEOF, kindErrorEvent, kindHTML503, kindContentType, kindOK, kindOK}
+}
 
 const (
 	evMsg = `{"event":"message","conversation_id":"c","message_id":"m","created_at":1,"task_id":"t","id":"m","answer":"Hi"}`
@@ -47,7 +50,8 @@ func (d *closingDify) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"query":{"content":"q"},"records":[]}`)
 		return
 	}
-	kind := closingKinds[int(d.n.Add(1)-1)%len(closingKinds)]
+	kinds := closingKinds()
+	kind := kinds[int(d.n.Add(1)-1)%len(kinds)]
 	defer func() {
 		d.mu.Lock()
 		d.kinds[kind]++

@@ -85,7 +85,7 @@ func runStandalone(ctx context.Context, args []string, env lookupEnv, stdout, st
 		if err != nil {
 			return fmt.Errorf("--mock-faults: %w", err)
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
 		if err != nil {
 			return fmt.Errorf("embedded mock: %w", err)
 		}
@@ -183,7 +183,7 @@ loop:
 	}
 	fmt.Fprintln(stdout, "Run time limit reached, stopping users")
 	logger.Info("stopping users", "grace", grace)
-	stopCtx, cancelStop := context.WithTimeout(context.Background(), grace+5*time.Second)
+	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), grace+5*time.Second) // ctx may be done (Ctrl-C): users still get their grace
 	defer cancelStop()
 	sched.StopAll(stopCtx, grace)
 	drain()

@@ -25,7 +25,7 @@ func Command(version string) ([]string, error) {
 			p = "/usr/bin/locust"
 		}
 		if _, err := os.Stat(p); err != nil {
-			return nil, fmt.Errorf("Locust 2.12.1 not found at %s (scripts/setup.sh installs python3-locust; or set DIFYLOAD_LOCUST_2_12)", p)
+			return nil, fmt.Errorf("no Locust 2.12.1 at %s (scripts/setup.sh installs python3-locust; or set DIFYLOAD_LOCUST_2_12)", p)
 		}
 		return []string{p}, nil
 	case Latest:
