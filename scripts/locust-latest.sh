@@ -9,7 +9,7 @@
 #
 # The chroot uses the host's network, so ports it binds (--master-bind-port, --web-port)
 # are on the host's 127.0.0.1, and Go workers connect to it as to any master. The working
-# directory is bind-mounted at the same path inside the chroot, so relative paths such as
+# directory is bind-mounted at the same path inside the chroot (for this call only), so relative paths such as
 # `-f locustfile.py` or `--csv out/run` mean what they mean outside.
 #
 # The first call creates the chroot (debootstrap + apt-get; about a minute; root and a
@@ -66,18 +66,18 @@ if ! ready; then
 fi
 
 # psutil (Locust's CPU figures) needs /proc; the caller's directory must be visible at the
-# same path. Both mounts stay for later calls; one caller at a time sets them up.
-exec 8>"$root.mount.lock"
-flock 8
-mountpoint -q "$root/proc" || mount -t proc proc "$root/proc"
+# same path. Both are mounted in a private mount namespace of this call (unshare), so they
+# vanish with the process: no mounts pile up in the chroot, and none goes stale when a
+# directory is deleted and made again between calls.
 dir=$PWD
 if [ "$*" = "--version" ] || [ "$dir" = / ]; then
   dir=/ # nothing to share (and never bind the host's / over the chroot)
 else
   mkdir -p "$root$dir"
-  mountpoint -q "$root$dir" || mount --bind "$dir" "$root$dir"
 fi
-exec 8>&-
-
-args=$(printf ' %q' "$@")
-exec chroot "$root" /bin/sh -c "cd $(printf %q "$dir") && exec locust$args"
+# shellcheck disable=SC2016 # the inner scripts expand their own positional parameters
+exec unshare --mount --propagation private /bin/sh -c '
+  root=$1 dir=$2; shift 2
+  mount -t proc proc "$root/proc" || exit 1
+  if [ "$dir" != / ]; then mount --bind "$dir" "$root$dir" || exit 1; fi
+  exec chroot "$root" /bin/sh -c "cd \"\$0\" && exec locust \"\$@\"" "$dir" "$@"' sh "$root" "$dir" "$@"
