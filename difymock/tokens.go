@@ -1,0 +1,179 @@
+package difymock
+
+import (
+	"strconv"
+	"time"
+)
+
+// faultAfter is how many answer chunks are sent before the mid-stream
+// faults (error_event, workflow_failed, no_terminal, malformed_json) and
+// which chunk the big-chunk faults replace.
+func (c *chat) faultAfter() int { return min(3, c.set.tokens) }
+
+// or a fault that ends the stream by itself). stop=true: the caller must
+// end the stream after its fault-specific tail (error_event and
+// no_terminal need no tail; workflow_failed has one).
+func (c *chat) streamTokens() (ok, stop bool) {
+	n := c.set.tokens
+	at := c.faultAfter()
+	bigAt := min(at, n-1)
+	for i := 0; i < n; i++ {
+		if i == at {
+			switch c.fault {
+			case fErrorEvent:
+				c.fired = true
+				c.sendErrorEvent()
+				return false, false
+			case fWorkflowFailed:
+				c.fired = true
+				return true, true
+			case fNoTerminal:
+				c.fired = true
+				return false, false
+			case fMalformedJSON:
+				c.fired = true
+				e := c.chunkOpen()
+				e.b = append(e.b, `"broken`...)
+				c.write(append(e.b, "\n\n"...)) // no closing quote or brace: invalid JSON
+				*c.buf = e.b[:0]
+				c.s.bufs.put(c.buf)
+				c.buf, c.e = nil, enc{}
+				return false, false
+			}
+		}
+		if i > 0 {
+			c.next = c.next.Add(c.jitter(c.set.tokenDelay))
+		}
+		if !c.waitUntil(c.next, true) {
+			return false, false
+		}
+		var sent bool
+		switch {
+		case i == bigAt && (c.fault == fBigEvent || c.fault == fOversized || c.fault == fHugeEvent):
+			c.fired = true
+			size := 1 << 20 // big_event: 1 MiB, under the client's 8 MiB limit
+			switch c.fault {
+			case fOversized:
+				size = 9 << 20
+			case fHugeEvent:
+				size = 16 << 20
+			}
+			sent = c.bigChunk(i, size)
+		case i == bigAt && c.fault == fInvalidUTF8:
+			c.fired = true
+			e := c.chunkOpen()
+			e.b = append(e.b, "\"bad \xff\xfe bytes\""...)
+			c.chunkClose(e, i)
+			sent = c.send()
+		default:
+			e := c.chunkOpen()
+			e.str(c.tokenText(i))
+			c.chunkClose(e, i)
+			sent = c.send()
+		}
+		if !sent {
+			return false, false
+		}
+		c.sent++
+		now := c.s.clock()
+		if i == 0 {
+			c.firstTok = now
+			c.rec.FirstToken = now.UnixNano()
+		}
+		c.lastTok = now
+		c.rec.Tokens = c.sent
+		if i == 0 {
+			if ok := c.afterFirstToken(); !ok {
+				return false, false
+			}
+		}
+	}
+	if c.fault == fErrorEvent || c.fault == fNoTerminal || c.fault == fMalformedJSON || c.fault == fWorkflowFailed {
+		// Fewer chunks than faultAfter cannot happen (at <= n), but keep
+		// the fault honest when at == n.
+		switch c.fault {
+		case fWorkflowFailed:
+			c.fired = true
+			return true, true
+		case fNoTerminal:
+			c.fired = true
+			return false, false
+		case fErrorEvent:
+			c.fired = true
+			c.sendErrorEvent()
+			return false, false
+		case fMalformedJSON:
+			c.fired = true
+			c.write([]byte(`data: {"event":"message","answer":"broken` + "\n\n"))
+			return false, false
+		}
+	}
+	return true, false
+}
+
+// afterFirstToken injects the faults that hit right after the first chunk.
+func (c *chat) afterFirstToken() bool {
+	switch c.fault {
+	case fStall:
+		c.fired = true
+		// No bytes at all, not even pings, then carry on normally.
+		if !c.waitUntil(time.Now().Add(c.set.stall), false) {
+			return false
+		}
+		// Keep the remaining schedule relative to the resume.
+		c.next = time.Now()
+		if c.set.ping > 0 {
+			c.nextPing = c.next.Add(c.set.ping)
+		}
+	case fReset:
+		c.fired = true
+		c.resetConn()
+		return false
+	case fResetMidEvent:
+		c.fired = true
+		frame := []byte(`data: {"event":"` + c.answerEvent() + `","conversation_id":"` + c.conv + `","message_id":"` + c.msg + `","created_at":` + strconv.FormatInt(c.created, 10) + `,"task_id":"` + c.task + `","id":"` + c.msg + `","answer":"cut here"}` + "\n\n")
+		c.write(frame[:len(frame)/2])
+		c.resetConn()
+		return false
+	case fPartialLine:
+		c.fired = true
+		if c.write([]byte(`data: {"event":"message"`)) {
+			c.waitUntil(time.Now().Add(c.set.stall), false)
+		}
+		return false
+	}
+	return true
+}
+
+// bigChunk sends answer chunk i with an answer of size filler bytes,
+// streamed in pieces so that no big buffer is held.
+func (c *chat) bigChunk(i, size int) bool {
+	e := c.chunkOpen()
+	e.b = append(e.b, '"')
+	if _, err := c.w.Write(e.b); err != nil {
+		c.broken = true
+	}
+	// Reuse the frame buffer as a block of filler.
+	blk := e.b[:0]
+	for range 16 << 10 {
+		blk = append(blk, 'x')
+	}
+	for left := size; left > 0 && !c.broken; {
+		n := min(left, len(blk))
+		if _, err := c.w.Write(blk[:n]); err != nil {
+			c.broken = true
+		}
+		left -= n
+	}
+	e.b = append(blk[:0], '"')
+	c.chunkClose(e, i)
+	return c.send()
+}
+
+// sendErrorEvent writes the error_event fault's `error` event: an LLM failure
+// mid-stream, as Dify reports an InvokeError (completion_request_error, 400).
+func (c *chat) sendErrorEvent() {
+	e := c.begin("error", pError)
+	e.kstr("code", "completion_request_error").kint("status", 400).kstr("message", "[mock] Rate Limit Error: injected error_event")
+	c.send()
+}
