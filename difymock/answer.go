@@ -51,9 +51,7 @@ func (c *chat) selector(e *enc, i int) {
 	}
 }
 
-// streamTokens sends the answer chunks on schedule and injects the
-// mid-stream faults. ok=false: the request is over (client gone, reset,
-
+// answerEvent is the event that carries a chat app's answer chunks.
 func (c *chat) answerEvent() string {
 	if c.a.agent {
 		return "agent_message"

@@ -2,7 +2,6 @@ package difymock
 
 import (
 	"net/http"
-	"strconv"
 	"time"
 )
 
@@ -29,19 +28,16 @@ func (c *chat) serveBlocking() {
 	c.firstTok = c.s.clock()
 	c.lastTok = c.firstTok
 	switch c.fault {
-	case fErrorEvent:
+	case fErrorEvent, fWorkflowFailed, fReset:
 		c.fired = true
-		c.fail(http.StatusBadRequest, "completion_request_error", "[mock] Rate Limit Error: injected error_event")
-		c.out = faultOutcome(c.fault)
-		return
-	case fWorkflowFailed:
-		c.fired = true
-		c.fail(http.StatusBadRequest, "invalid_param", "Run failed: [mock] injected failure")
-		c.out = faultOutcome(c.fault)
-		return
-	case fReset:
-		c.fired = true
-		resetConn(c.w)
+		switch c.fault {
+		case fErrorEvent:
+			c.fail(http.StatusBadRequest, "completion_request_error", "[mock] Rate Limit Error: injected error_event")
+		case fWorkflowFailed:
+			c.fail(http.StatusBadRequest, "invalid_param", "Run failed: [mock] injected failure")
+		default:
+			resetConn(c.w)
+		}
 		c.out = faultOutcome(c.fault)
 		return
 	}
@@ -68,11 +64,7 @@ func (c *chat) serveBlocking() {
 		c.metadata(&e)
 		e.kint("created_at", c.created).close()
 	}
-	h := c.w.Header()
-	h["Content-Type"] = []string{"application/json; charset=utf-8"}
-	h["Content-Length"] = []string{strconv.Itoa(len(e.b))}
-	c.w.WriteHeader(http.StatusOK)
-	if _, err := c.w.Write(e.b); err != nil {
+	if err := writeJSON(c.w, http.StatusOK, "application/json; charset=utf-8", e.b); err != nil {
 		c.out = oClientGone
 		return
 	}

@@ -77,6 +77,15 @@ func (c *chat) send() bool {
 	return ok
 }
 
+// sendTerminal sends the frame of a terminal event and records when it went out.
+func (c *chat) sendTerminal() bool {
+	ok := c.send()
+	if ok {
+		c.rec.Terminal = c.s.clock().UnixNano()
+	}
+	return ok
+}
+
 // write writes b and flushes; a failure marks the client gone.
 func (c *chat) write(b []byte) bool {
 	if c.broken {
@@ -95,8 +104,6 @@ func (c *chat) write(b []byte) bool {
 
 // resetConn hijacks the connection and closes it with SO_LINGER 0, so the
 // peer gets a TCP RST.
-func (c *chat) resetConn() { resetConn(c.w) }
-
 func resetConn(w http.ResponseWriter) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {

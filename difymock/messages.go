@@ -3,44 +3,34 @@ package difymock
 // streamMessages emits a run without workflow events: the agent-chat run (docs/dify-wire.md, "Agent app"), or a basic
 // chat or completion app's message chunks and message_end.
 func (c *chat) streamMessages() bool {
-	if !c.a.agent {
-		ok, stop := c.streamTokens()
-		if !ok {
+	if c.a.agent {
+		// The agent calls its tool first: one thought as it starts, one with the observation.
+		th := c.id()
+		if !c.agentThought(th, 1, "", "", "current_time", `{"current_time": {}}`) ||
+			!c.agentThought(th, 1, "", `{"current_time": "2026-01-07 07:06:40"}`, "current_time", `{"current_time": {}}`) {
 			return false
 		}
-		if stop {
-			c.sendRunFailed()
-			return false
-		}
-		if c.fault == fTerminalSwap {
-			c.fired = true // one terminal event: nothing to swap
-		}
-		return c.messageEnd()
 	}
-	th1 := c.id()
-	if !c.agentThought(th1, 1, "", "", "current_time", `{"current_time": {}}`) {
+	if !c.answer(c.sendRunFailed) {
 		return false
 	}
-	if !c.agentThought(th1, 1, "", `{"current_time": "2026-01-07 07:06:40"}`, "current_time", `{"current_time": {}}`) {
-		return false
-	}
-	ok, stop := c.streamTokens()
-	if !ok {
-		return false
-	}
-	if stop {
-		c.sendRunFailed()
-		return false
-	}
-	th2 := c.id()
 	if c.fault == fTerminalSwap {
-		c.fired = true
+		c.fired = true // one terminal event: nothing to swap
 	}
+	if c.a.agent && !c.finalThought() {
+		return false
+	}
+	return c.messageEnd()
+}
+
+// finalThought is the agent's last thought: the answer it gave.
+func (c *chat) finalThought() bool {
+	id := c.id()
 	e := c.begin("agent_thought", pChat)
-	e.kstr("id", th2).kint("position", 2).key("thought")
+	e.kstr("id", id).kint("position", 2).key("thought")
 	c.answerString(e)
 	e.kstr("observation", "").kstr("tool", "").key("tool_labels").emptyObj().kstr("tool_input", "").key("message_files").emptyArr()
-	return c.send() && c.messageEnd()
+	return c.send()
 }
 
 func (c *chat) agentThought(id string, pos int64, thought, observation, tool, toolInput string) bool {
@@ -56,11 +46,7 @@ func (c *chat) messageEnd() bool {
 	e.kstr("id", c.msg).key("metadata")
 	c.metadata(e)
 	e.key("files").emptyArr()
-	ok := c.send()
-	if ok {
-		c.rec.Terminal = c.s.clock().UnixNano()
-	}
-	return ok
+	return c.sendTerminal()
 }
 
 func (c *chat) metadata(e *enc) {
@@ -82,9 +68,6 @@ func (c *chat) metadata(e *enc) {
 // sendRunFailed writes, for the workflow_failed fault on an app without workflow events
 // (agent, basic chat, completion), the `error` event that ends the failed run.
 func (c *chat) sendRunFailed() {
-	if c.fault != fWorkflowFailed {
-		return
-	}
 	e := c.begin("error", pError)
 	e.kstr("code", "invalid_param").kint("status", 400).kstr("message", "Run failed: [mock] injected failure")
 	c.send()

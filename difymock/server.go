@@ -242,17 +242,23 @@ func (rq *req) fail(status int, code, msg string) {
 // ujson when it is installed (Dify's lock file has it): compact, "/" escaped as "\/", every
 // non-ASCII character as \uXXXX.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
 	if status == http.StatusUnauthorized {
-		h["Www-Authenticate"] = []string{`Bearer realm="api"`}
+		w.Header()["Www-Authenticate"] = []string{`Bearer realm="api"`}
 	}
 	e := enc{b: make([]byte, 0, 128+len(msg))}
 	e.open().kstr("code", code).key("message").ujson(msg).kint("status", int64(status)).close()
 	e.b = append(e.b, '\n')
-	h["Content-Length"] = []string{strconv.Itoa(len(e.b))}
+	_ = writeJSON(w, status, "application/json", e.b)
+}
+
+// writeJSON writes a whole response with its Content-Type and Content-Length.
+func writeJSON(w http.ResponseWriter, status int, contentType string, body []byte) error {
+	h := w.Header()
+	h["Content-Type"] = []string{contentType}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(status)
-	_, _ = w.Write(e.b)
+	_, err := w.Write(body)
+	return err
 }
 
 // auth resolves the bearer key like Dify's validate_and_get_api_token.
@@ -516,11 +522,7 @@ func (s *Server) serveParameters(rq *req) {
 		kint("audio_file_size_limit", 50).kint("video_file_size_limit", 100).kint("workflow_file_upload_limit", 10).close().
 		close()
 	e.b = append(e.b, '\n')
-	h := rq.w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["Content-Length"] = []string{strconv.Itoa(len(e.b))}
-	rq.w.WriteHeader(http.StatusOK)
-	_, _ = rq.w.Write(e.b)
+	_ = writeJSON(rq.w, http.StatusOK, "application/json", e.b)
 	rq.rec.Terminal = s.clock().UnixNano()
 }
 

@@ -10,6 +10,19 @@ import (
 // which chunk the big-chunk faults replace.
 func (c *chat) faultAfter() int { return min(3, c.set.tokens) }
 
+// answer streams the answer chunks (streamTokens). On the workflow_failed fault it ends the
+// run with failed and returns false; otherwise it returns whether the stream goes on.
+func (c *chat) answer(failed func()) bool {
+	ok, stop := c.streamTokens()
+	if ok && stop {
+		failed()
+		return false
+	}
+	return ok
+}
+
+// streamTokens sends the answer chunks on schedule and injects the
+// mid-stream faults. ok=false: the request is over (client gone, reset,
 // or a fault that ends the stream by itself). stop=true: the caller must
 // end the stream after its fault-specific tail (error_event and
 // no_terminal need no tail; workflow_failed has one).
@@ -19,26 +32,8 @@ func (c *chat) streamTokens() (ok, stop bool) {
 	bigAt := min(at, n-1)
 	for i := 0; i < n; i++ {
 		if i == at {
-			switch c.fault {
-			case fErrorEvent:
-				c.fired = true
-				c.sendErrorEvent()
-				return false, false
-			case fWorkflowFailed:
-				c.fired = true
-				return true, true
-			case fNoTerminal:
-				c.fired = true
-				return false, false
-			case fMalformedJSON:
-				c.fired = true
-				e := c.chunkOpen()
-				e.b = append(e.b, `"broken`...)
-				c.write(append(e.b, "\n\n"...)) // no closing quote or brace: invalid JSON
-				*c.buf = e.b[:0]
-				c.s.bufs.put(c.buf)
-				c.buf, c.e = nil, enc{}
-				return false, false
+			if fault, ok, stop := c.midStreamFault(false); fault {
+				return ok, stop
 			}
 		}
 		if i > 0 {
@@ -88,27 +83,43 @@ func (c *chat) streamTokens() (ok, stop bool) {
 			}
 		}
 	}
-	if c.fault == fErrorEvent || c.fault == fNoTerminal || c.fault == fMalformedJSON || c.fault == fWorkflowFailed {
-		// Fewer chunks than faultAfter cannot happen (at <= n), but keep
-		// the fault honest when at == n.
-		switch c.fault {
-		case fWorkflowFailed:
-			c.fired = true
-			return true, true
-		case fNoTerminal:
-			c.fired = true
-			return false, false
-		case fErrorEvent:
-			c.fired = true
-			c.sendErrorEvent()
-			return false, false
-		case fMalformedJSON:
-			c.fired = true
-			c.write([]byte(`data: {"event":"message","answer":"broken` + "\n\n"))
-			return false, false
-		}
+	// Fewer chunks than faultAfter cannot happen (at <= n), but keep the fault honest when
+	// at == n.
+	if fault, ok, stop := c.midStreamFault(true); fault {
+		return ok, stop
 	}
 	return true, false
+}
+
+// midStreamFault injects the fault due after faultAfter chunks, if the request has one:
+// fault reports whether it had, ok and stop are then streamTokens' results. afterLast: every
+// chunk was sent already (Tokens <= faultAfter), and a malformed frame is a bare one.
+func (c *chat) midStreamFault(afterLast bool) (fault, ok, stop bool) {
+	switch c.fault {
+	case fErrorEvent:
+		c.fired = true
+		c.sendErrorEvent()
+	case fWorkflowFailed:
+		c.fired = true
+		return true, true, true
+	case fNoTerminal:
+		c.fired = true
+	case fMalformedJSON:
+		c.fired = true
+		if afterLast {
+			c.write([]byte(`data: {"event":"message","answer":"broken` + "\n\n"))
+			break
+		}
+		e := c.chunkOpen()
+		e.b = append(e.b, `"broken`...)
+		c.write(append(e.b, "\n\n"...)) // no closing quote or brace: invalid JSON
+		*c.buf = e.b[:0]
+		c.s.bufs.put(c.buf)
+		c.buf, c.e = nil, enc{}
+	default:
+		return false, false, false
+	}
+	return true, false, false
 }
 
 // afterFirstToken injects the faults that hit right after the first chunk.
@@ -127,13 +138,13 @@ func (c *chat) afterFirstToken() bool {
 		}
 	case fReset:
 		c.fired = true
-		c.resetConn()
+		resetConn(c.w)
 		return false
 	case fResetMidEvent:
 		c.fired = true
 		frame := []byte(`data: {"event":"` + c.answerEvent() + `","conversation_id":"` + c.conv + `","message_id":"` + c.msg + `","created_at":` + strconv.FormatInt(c.created, 10) + `,"task_id":"` + c.task + `","id":"` + c.msg + `","answer":"cut here"}` + "\n\n")
 		c.write(frame[:len(frame)/2])
-		c.resetConn()
+		resetConn(c.w)
 		return false
 	case fPartialLine:
 		c.fired = true

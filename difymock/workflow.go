@@ -34,47 +34,19 @@ func (c *chat) nodes() []node {
 // completed (false for faults that cut it and for a gone client).
 func (c *chat) streamWorkflow() bool {
 	nodes := c.nodes()
-	execIDs := make([]string, len(nodes))
-	e := c.begin("workflow_started", pRun)
-	e.key("data").obj().kstr("id", c.run).kstr("workflow_id", c.a.wfID).key("inputs")
-	c.sysInputs(e)
-	e.kint("created_at", c.created).close()
-	if !c.send() {
-		return false
-	}
-	// Nodes before the one that streams the answer.
-	streamer := len(nodes) - 1 // simple: the answer node
+	streamer := len(nodes) - 1 // simple: the answer node streams the answer
 	if c.a.kind == appComplex {
 		streamer = 4 // the LLM node
 	}
-	for i := 0; i < streamer; i++ {
-		execIDs[i] = c.id()
-		if !c.nodeStarted(nodes, i, execIDs[i]) || !c.nodeFinished(nodes, i, execIDs[i], "succeeded") {
-			return false
-		}
-	}
-	execIDs[streamer] = c.id()
-	streamStart := c.s.clock()
-	if !c.nodeStarted(nodes, streamer, execIDs[streamer]) {
-		return false
-	}
-	ok, stop := c.streamTokens()
+	execID, started, ok := c.runToAnswer(nodes, streamer)
 	if !ok {
 		return false
 	}
-	if stop {
-		if c.fault == fWorkflowFailed {
-			c.failRun(nodes, streamer, execIDs[streamer], streamStart)
-		}
-		return false
-	}
 	if c.a.kind == appComplex {
-		c.llmFinished(nodes, streamer, execIDs[streamer], streamStart)
-		execIDs[5] = c.id()
-		if !c.nodeStarted(nodes, 5, execIDs[5]) || !c.nodeFinished(nodes, 5, execIDs[5], "succeeded") {
+		if !c.llmFinished(nodes, streamer, execID, started) || !c.passNode(nodes, 5) {
 			return false
 		}
-	} else if !c.nodeFinished(nodes, streamer, execIDs[streamer], "succeeded") {
+	} else if !c.nodeFinished(nodes, streamer, execID, "succeeded") {
 		return false
 	}
 	steps := len(nodes)
@@ -94,6 +66,48 @@ func (c *chat) streamWorkflow() bool {
 	return c.workflowFinished("succeeded", steps) && c.messageEnd()
 }
 
+// streamWorkflowApp emits a workflow app's run (Start → LLM → End): text_chunk answer,
+// terminal workflow_finished, no message events.
+func (c *chat) streamWorkflowApp() bool {
+	nodes := c.nodes()
+	execID, started, ok := c.runToAnswer(nodes, 1)
+	if !ok || !c.llmFinished(nodes, 1, execID, started) || !c.passNode(nodes, 2) {
+		return false
+	}
+	if c.fault == fTerminalSwap {
+		c.fired = true // a workflow app has one terminal event: nothing to swap
+	}
+	return c.workflowFinished("succeeded", len(nodes))
+}
+
+// runToAnswer emits a run up to the end of its answer: workflow_started, the nodes before
+// node streamer (each started and finished), node streamer started, then the answer
+// chunks. It returns the streaming node's execution id and start (clock time), and ok=false
+// when the stream is over (a workflow_failed fault ends the run with failRun).
+func (c *chat) runToAnswer(nodes []node, streamer int) (execID string, started time.Time, ok bool) {
+	if !c.workflowStarted() {
+		return "", started, false
+	}
+	for i := range streamer {
+		if !c.passNode(nodes, i) {
+			return "", started, false
+		}
+	}
+	execID = c.id()
+	started = c.s.clock()
+	if !c.nodeStarted(nodes, streamer, execID) {
+		return execID, started, false
+	}
+	ok = c.answer(func() { c.failRun(nodes, streamer, execID, started) })
+	return execID, started, ok
+}
+
+// passNode emits node i's node_started and node_finished (succeeded).
+func (c *chat) passNode(nodes []node, i int) bool {
+	execID := c.id()
+	return c.nodeStarted(nodes, i, execID) && c.nodeFinished(nodes, i, execID, "succeeded")
+}
+
 // failRun ends a failed run: node_finished(failed), workflow_finished(failed), then the error
 // event, which a 1.13 relay cuts (it stops at workflow_finished).
 func (c *chat) failRun(nodes []node, i int, execID string, started time.Time) {
@@ -107,49 +121,6 @@ func (c *chat) failRun(nodes []node, i int, execID string, started time.Time) {
 	c.send()
 }
 
-// streamWorkflowApp emits a workflow app's run (Start → LLM → End): text_chunk answer,
-// terminal workflow_finished, no message events.
-func (c *chat) streamWorkflowApp() bool {
-	nodes := c.nodes()
-	e := c.begin("workflow_started", pRun)
-	e.key("data").obj().kstr("id", c.run).kstr("workflow_id", c.a.wfID).key("inputs")
-	c.sysInputs(e)
-	e.kint("created_at", c.created).close()
-	if !c.send() {
-		return false
-	}
-	start := c.id()
-	if !c.nodeStarted(nodes, 0, start) || !c.nodeFinished(nodes, 0, start, "succeeded") {
-		return false
-	}
-	llm := c.id()
-	streamStart := c.s.clock()
-	if !c.nodeStarted(nodes, 1, llm) {
-		return false
-	}
-	ok, stop := c.streamTokens()
-	if !ok {
-		return false
-	}
-	if stop {
-		if c.fault == fWorkflowFailed {
-			c.failRun(nodes, 1, llm, streamStart)
-		}
-		return false
-	}
-	if !c.llmFinished(nodes, 1, llm, streamStart) {
-		return false
-	}
-	end := c.id()
-	if !c.nodeStarted(nodes, 2, end) || !c.nodeFinished(nodes, 2, end, "succeeded") {
-		return false
-	}
-	if c.fault == fTerminalSwap {
-		c.fired = true // a workflow app has one terminal event: nothing to swap
-	}
-	return c.workflowFinished("succeeded", len(nodes))
-}
-
 // streamHumanInput emits a chatflow that reaches a human-input node: Start, then
 // human_input_required and workflow_paused, where the stream ends (the relay stops at
 // workflow_paused, core/app/apps/streaming_utils.py:53-63). The two events' data is
@@ -157,15 +128,7 @@ func (c *chat) streamWorkflowApp() bool {
 func (c *chat) streamHumanInput() {
 	nodes := c.nodes()
 	c.out = oClientGone
-	e := c.begin("workflow_started", pRun)
-	e.key("data").obj().kstr("id", c.run).kstr("workflow_id", c.a.wfID).key("inputs")
-	c.sysInputs(e)
-	e.kint("created_at", c.created).close()
-	if !c.send() {
-		return
-	}
-	start := c.id()
-	if !c.nodeStarted(nodes, 0, start) || !c.nodeFinished(nodes, 0, start, "succeeded") {
+	if !c.workflowStarted() || !c.passNode(nodes, 0) {
 		return
 	}
 	human := c.id()
@@ -175,7 +138,7 @@ func (c *chat) streamHumanInput() {
 	if !c.waitUntil(c.next, true) {
 		return
 	}
-	e = c.begin("human_input_required", pRun)
+	e := c.begin("human_input_required", pRun)
 	e.key("data").obj().kstr("node_id", "human").kstr("node_title", "Approval").kstr("form_content", "Approve the request?").
 		key("actions").arr().elem().obj().kstr("id", "approve").kstr("title", "Approve").close().endArr().close()
 	if !c.send() {
@@ -185,8 +148,7 @@ func (c *chat) streamHumanInput() {
 	e.key("data").obj().kstr("workflow_run_id", c.run).key("paused_nodes").arr().elem().str("human").endArr().
 		key("outputs").emptyObj().kstr("status", "paused").key("elapsed_time").float(secs(c.s.clock().Sub(time.Unix(0, c.rec.Received)))).
 		kint("total_tokens", 0).kint("total_steps", 2).kint("created_at", c.created).close()
-	if c.send() {
-		c.rec.Terminal = c.s.clock().UnixNano()
+	if c.sendTerminal() {
 		c.out = oPaused
 	}
 }

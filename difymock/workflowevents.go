@@ -4,19 +4,24 @@ import (
 	"time"
 )
 
+// workflowStarted emits a run's first event.
+func (c *chat) workflowStarted() bool {
+	e := c.begin("workflow_started", pRun)
+	e.key("data").obj().kstr("id", c.run).kstr("workflow_id", c.a.wfID).key("inputs")
+	c.sysInputs(e)
+	e.kint("created_at", c.created).close()
+	return c.send()
+}
+
+// sysInputs writes the run's inputs: the sys.* variables of the app's mode, then the user's.
 func (c *chat) sysInputs(e *enc) {
 	if c.a.wire == wireWorkflow {
-		e.obj().key("sys.files").emptyArr().kstr("sys.user_id", c.endUser).kstr("sys.app_id", c.a.id).
-			kstr("sys.workflow_id", c.a.wfID).kstr("sys.workflow_run_id", c.run)
-		for _, in := range c.inputs {
-			e.ukey(in.k).raw(in.v)
-		}
-		e.close()
-		return
+		e.obj().key("sys.files").emptyArr().kstr("sys.user_id", c.endUser)
+	} else {
+		e.obj().kstr("sys.query", c.query).key("sys.files").emptyArr().kstr("sys.conversation_id", c.conv).
+			kstr("sys.user_id", c.endUser).kint("sys.dialogue_count", max(c.turn, 1))
 	}
-	e.obj().kstr("sys.query", c.query).key("sys.files").emptyArr().kstr("sys.conversation_id", c.conv).
-		kstr("sys.user_id", c.endUser).kint("sys.dialogue_count", max(c.turn, 1)).kstr("sys.app_id", c.a.id).
-		kstr("sys.workflow_id", c.a.wfID).kstr("sys.workflow_run_id", c.run)
+	e.kstr("sys.app_id", c.a.id).kstr("sys.workflow_id", c.a.wfID).kstr("sys.workflow_run_id", c.run)
 	for _, in := range c.inputs {
 		e.ukey(in.k).raw(in.v)
 	}
@@ -51,6 +56,12 @@ func (c *chat) finishedHead(nodes []node, i int, execID string) *enc {
 		e.kstr("predecessor_node_id", nodes[i-1].id)
 	}
 	return e
+}
+
+// finishedTail writes the node_finished data fields from "created_at" and sends the event.
+func (c *chat) finishedTail(e *enc, created, finished int64) bool {
+	e.kint("created_at", created).kint("finished_at", finished).key("files").emptyArr().knull("iteration_id").knull("loop_id").close()
+	return c.send()
 }
 
 func (c *chat) nodeFinished(nodes []node, i int, execID, status string) bool {
@@ -102,8 +113,7 @@ func (c *chat) nodeFinished(nodes []node, i int, execID, status string) bool {
 		e.knull("execution_metadata")
 	}
 	now := c.s.clock().Unix()
-	e.kint("created_at", now).kint("finished_at", now).key("files").emptyArr().knull("iteration_id").knull("loop_id").close()
-	return c.send()
+	return c.finishedTail(e, now, now)
 }
 
 func (c *chat) nodeFinishedFailed(nodes []node, i int, execID string, started time.Time) bool {
@@ -111,9 +121,7 @@ func (c *chat) nodeFinishedFailed(nodes []node, i int, execID string, started ti
 	e.key("inputs").emptyObj().kbool("inputs_truncated", false).knull("process_data").kbool("process_data_truncated", false).
 		knull("outputs").kbool("outputs_truncated", false).kstr("status", "failed").kstr("error", "[mock] injected failure").
 		key("elapsed_time").float(secs(c.s.clock().Sub(started))).knull("execution_metadata")
-	now := c.s.clock().Unix()
-	e.kint("created_at", started.Unix()).kint("finished_at", now).key("files").emptyArr().knull("iteration_id").knull("loop_id").close()
-	return c.send()
+	return c.finishedTail(e, started.Unix(), c.s.clock().Unix())
 }
 
 func (c *chat) llmFinished(nodes []node, i int, execID string, started time.Time) bool {
@@ -131,9 +139,7 @@ func (c *chat) llmFinished(nodes []node, i int, execID string, started time.Time
 		key("elapsed_time").float(secs(c.s.clock().Sub(started)))
 	pt, ct := c.promptTokens(), int64(c.sent)
 	e.key("execution_metadata").obj().kint("total_tokens", pt+ct).kstr("total_price", price(pt*15+ct*60)).kstr("currency", "USD").close()
-	now := c.s.clock().Unix()
-	e.kint("created_at", started.Unix()).kint("finished_at", now).key("files").emptyArr().knull("iteration_id").knull("loop_id").close()
-	return c.send()
+	return c.finishedTail(e, started.Unix(), c.s.clock().Unix())
 }
 
 func (c *chat) workflowFinished(status string, steps int) bool {
@@ -160,9 +166,5 @@ func (c *chat) workflowFinished(status string, steps int) bool {
 	e.key("elapsed_time").float(secs(now.Sub(time.Unix(0, c.rec.Received)))).kint("total_tokens", total).kint("total_steps", int64(steps)).
 		key("created_by").obj().kstr("id", c.endUser).kstr("user", c.user).close().
 		kint("created_at", c.created).kint("finished_at", now.Unix()).kint("exceptions_count", 0).key("files").emptyArr().close()
-	ok := c.send()
-	if ok {
-		c.rec.Terminal = c.s.clock().UnixNano()
-	}
-	return ok
+	return c.sendTerminal()
 }
