@@ -4,7 +4,9 @@ import (
 	"time"
 )
 
-// chat is the state of one /v1/chat-messages request.
+// chat is the state of one app request (chat-messages, completion-messages or
+// workflows/run), streaming or blocking: what was asked, the ids served, and how far the
+// stream has got.
 type chat struct {
 	*req
 	a       *app

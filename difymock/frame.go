@@ -5,6 +5,7 @@ import (
 	"net/http"
 )
 
+// prefix picks the leading fields of an event (see begin).
 type prefix uint8
 
 const (

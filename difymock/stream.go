@@ -5,58 +5,8 @@ import (
 	"time"
 )
 
-// waitUntil sleeps until t (real time) or ctx end, sending `event: ping`
-// frames when they fall due (if pings). It returns false if the request
-// is over.
-func (c *chat) waitUntil(t time.Time, pings bool) bool {
-	ctx := c.r.Context()
-	for {
-		if c.broken || c.stopped || ctx.Err() != nil {
-			return false
-		}
-		select {
-		case <-c.stopCh:
-			c.stopped = true
-			return false
-		default:
-		}
-		target, ping := t, false
-		if pings && !c.nextPing.IsZero() && c.nextPing.Before(t) {
-			target, ping = c.nextPing, true
-		}
-		if d := time.Until(target); d > 0 {
-			if c.timer == nil {
-				c.timer = time.NewTimer(d)
-			} else {
-				c.timer.Reset(d)
-			}
-			select {
-			case <-ctx.Done():
-				c.timer.Stop()
-				return false
-			case <-c.stopCh:
-				c.timer.Stop()
-				c.stopped = true
-				return false
-			case <-c.timer.C:
-			}
-		}
-		if !ping {
-			return true
-		}
-		if !c.write([]byte("event: ping\n\n")) {
-			return false
-		}
-		c.nextPing = c.nextPing.Add(c.set.ping)
-	}
-}
-
-func (c *chat) stop() {
-	if c.timer != nil {
-		c.timer.Stop()
-	}
-}
-
+// serveStream writes a streaming response: the relay's first ping and job queue (1.13
+// relayed runs), then the run of the app's mode, then the stop tail or the outcome.
 func (c *chat) serveStream() {
 	defer c.stop()
 	h := c.w.Header()
@@ -101,8 +51,8 @@ func (c *chat) serveStream() {
 	var done bool
 	switch {
 	case c.a.kind == appHuman:
-		c.streamHumanInput()
-		if c.stopped && !c.broken && c.r.Context().Err() == nil {
+		c.streamHumanInput() // sets its own outcome
+		if c.stoppedLive() {
 			c.stopTail()
 		}
 		return
@@ -113,12 +63,15 @@ func (c *chat) serveStream() {
 	default:
 		done = c.streamMessages()
 	}
-	if c.stopped && !c.broken && c.r.Context().Err() == nil {
+	if c.stoppedLive() {
 		c.stopTail()
 		return
 	}
 	c.settle(done)
 }
+
+// stoppedLive: the task was stopped and its client is still there for the stop tail.
+func (c *chat) stoppedLive() bool { return c.stopped && !c.broken && c.r.Context().Err() == nil }
 
 // runTime is a run's own duration: TTFT, then one token delay per further chunk.
 func (c *chat) runTime() time.Duration {
@@ -186,4 +139,57 @@ func failureFault(f faultID) bool {
 		return false
 	}
 	return true
+}
+
+// waitUntil sleeps until t (real time) or ctx end, sending `event: ping`
+// frames when they fall due (if pings). It returns false if the request
+// is over.
+func (c *chat) waitUntil(t time.Time, pings bool) bool {
+	ctx := c.r.Context()
+	for {
+		if c.broken || c.stopped || ctx.Err() != nil {
+			return false
+		}
+		select {
+		case <-c.stopCh:
+			c.stopped = true
+			return false
+		default:
+		}
+		target, ping := t, false
+		if pings && !c.nextPing.IsZero() && c.nextPing.Before(t) {
+			target, ping = c.nextPing, true
+		}
+		if d := time.Until(target); d > 0 {
+			if c.timer == nil {
+				c.timer = time.NewTimer(d)
+			} else {
+				c.timer.Reset(d)
+			}
+			select {
+			case <-ctx.Done():
+				c.timer.Stop()
+				return false
+			case <-c.stopCh:
+				c.timer.Stop()
+				c.stopped = true
+				return false
+			case <-c.timer.C:
+			}
+		}
+		if !ping {
+			return true
+		}
+		if !c.write([]byte("event: ping\n\n")) {
+			return false
+		}
+		c.nextPing = c.nextPing.Add(c.set.ping)
+	}
+}
+
+// stop frees the request's timer.
+func (c *chat) stop() {
+	if c.timer != nil {
+		c.timer.Stop()
+	}
 }
