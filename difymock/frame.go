@@ -72,10 +72,15 @@ func (c *chat) send() bool {
 	c.e.close()
 	c.e.b = append(c.e.b, '\n', '\n')
 	ok := c.write(c.e.b)
+	c.recycle()
+	return ok
+}
+
+// recycle returns the frame's buffer to the pool.
+func (c *chat) recycle() {
 	*c.buf = c.e.b[:0]
 	c.s.bufs.put(c.buf)
 	c.buf, c.e = nil, enc{}
-	return ok
 }
 
 // sendTerminal sends the frame of a terminal event and records when it went out.

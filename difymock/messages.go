@@ -33,6 +33,7 @@ func (c *chat) finalThought() bool {
 	return c.send()
 }
 
+// agentThought is a thought of the agent's tool call.
 func (c *chat) agentThought(id string, pos int64, thought, observation, tool, toolInput string) bool {
 	e := c.begin("agent_thought", pChat)
 	e.kstr("id", id).kint("position", pos).kstr("thought", thought).kstr("observation", observation).kstr("tool", tool).
@@ -41,6 +42,7 @@ func (c *chat) agentThought(id string, pos int64, thought, observation, tool, to
 	return c.send()
 }
 
+// messageEnd is the terminal event of a chat, agent or completion run and of a chatflow.
 func (c *chat) messageEnd() bool {
 	e := c.begin("message_end", pChat)
 	e.kstr("id", c.msg).key("metadata")
@@ -49,6 +51,7 @@ func (c *chat) messageEnd() bool {
 	return c.sendTerminal()
 }
 
+// metadata writes message_end's metadata: retriever resources (complex chatflow) and usage.
 func (c *chat) metadata(e *enc) {
 	e.obj().knull("annotation_reply").key("retriever_resources").arr()
 	if c.a.kind == appComplex {

@@ -112,10 +112,9 @@ func (c *chat) midStreamFault(afterLast bool) (fault, ok, stop bool) {
 		}
 		e := c.chunkOpen()
 		e.b = append(e.b, `"broken`...)
-		c.write(append(e.b, "\n\n"...)) // no closing quote or brace: invalid JSON
-		*c.buf = e.b[:0]
-		c.s.bufs.put(c.buf)
-		c.buf, c.e = nil, enc{}
+		e.b = append(e.b, "\n\n"...) // no closing quote or brace: invalid JSON
+		c.write(e.b)
+		c.recycle()
 	default:
 		return false, false, false
 	}
