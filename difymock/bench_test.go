@@ -22,7 +22,7 @@ func BenchmarkServeStream(b *testing.B) {
 			s := New(Config{TTFT: -1, TokenDelay: -1, Tokens: 20, MaxRecords: -1, MaxConversations: 1})
 			b.ReportAllocs()
 			for b.Loop() {
-				r := httptest.NewRequest(http.MethodPost, tc.path, strings.NewReader(tc.body))
+				r := httptest.NewRequestWithContext(b.Context(), http.MethodPost, tc.path, strings.NewReader(tc.body))
 				r.Header.Set("Authorization", "Bearer "+tc.key)
 				r.Header.Set("Content-Type", "application/json")
 				w := httptest.NewRecorder()
