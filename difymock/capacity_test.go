@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -56,27 +57,28 @@ func readMem() memStats {
 
 // capacityServe is the child: serve on 127.0.0.1:0, print the address, then
 // answer each "stats" line on stdin with a JSON memStats line; exit on EOF.
-func capacityServe() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func capacityServe(stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	s := New(Config{MaxRecords: -1})
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln) }()
-	fmt.Printf("ADDR %s\n", ln.Addr())
-	sc := bufio.NewScanner(os.Stdin)
+	fmt.Fprintf(stdout, "ADDR %s\n", ln.Addr())
+	sc := bufio.NewScanner(stdin)
 	for sc.Scan() {
 		if sc.Text() == "stats" {
 			b, _ := json.Marshal(readMem())
-			fmt.Printf("%s\n", b)
+			fmt.Fprintf(stdout, "%s\n", b)
 		}
 	}
 	cancel()
 	if err := <-done; err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	return 0
@@ -157,7 +159,7 @@ func TestCapacity(t *testing.T) {
 		wg.Go(func() {
 			buf := make([]byte, 64<<10)
 			for i := range next {
-				c, err := dialStream(addr, reqText, buf)
+				c, err := dialStream(t.Context(), addr, reqText, buf)
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -193,8 +195,8 @@ func TestCapacity(t *testing.T) {
 }
 
 // dialStream opens one stream and reads until the first answer chunk.
-func dialStream(addr, reqText string, buf []byte) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, 30*time.Second)
+func dialStream(ctx context.Context, addr, reqText string, buf []byte) (net.Conn, error) {
+	c, err := (&net.Dialer{Timeout: 30 * time.Second}).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +228,11 @@ func dialStream(addr, reqText string, buf []byte) (net.Conn, error) {
 func serverTruth(t *testing.T, addr string) Truth {
 	t.Helper()
 	cl := newClient()
-	resp, err := cl.Get("http://" + addr + "/_mock/stats?records=0")
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+addr+"/_mock/stats?records=0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := cl.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

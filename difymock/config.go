@@ -1,6 +1,7 @@
 package difymock
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"sort"
@@ -279,21 +280,11 @@ type settings struct {
 }
 
 func (c Config) settings() settings {
+	// A zero value means its default (stall and tokens: zero or less).
 	s := settings{
-		ttft: c.TTFT, tokenDelay: c.TokenDelay, jitter: max(c.Jitter, 0), ping: c.PingInterval,
-		retrieval: c.RetrievalLatency, stall: c.Stall, tokens: c.Tokens,
-	}
-	if s.ttft == 0 {
-		s.ttft = DefaultTTFT
-	}
-	if s.tokenDelay == 0 {
-		s.tokenDelay = DefaultTokenDelay
-	}
-	if s.ping == 0 {
-		s.ping = DefaultPingInterval
-	}
-	if s.retrieval == 0 {
-		s.retrieval = DefaultRetrievalLatency
+		ttft: cmp.Or(c.TTFT, DefaultTTFT), tokenDelay: cmp.Or(c.TokenDelay, DefaultTokenDelay),
+		jitter: max(c.Jitter, 0), ping: cmp.Or(c.PingInterval, DefaultPingInterval),
+		retrieval: cmp.Or(c.RetrievalLatency, DefaultRetrievalLatency), stall: c.Stall, tokens: c.Tokens,
 	}
 	if s.stall <= 0 {
 		s.stall = DefaultStall

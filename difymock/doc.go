@@ -3,6 +3,29 @@
 // client is tested against, so it imports nothing from the project and keeps
 // its own truth about what it served.
 //
+// # Files
+//
+// A request's walk, from the handler to the bytes on the wire:
+//
+//	server.go          Server, ServeHTTP (routing, auth, X-Mock-* overrides, HTTP faults), whole JSON responses
+//	request.go         serveChat: body checks in Dify's order, the run's setup, streaming or blocking
+//	chat.go            chat, the state of one app request
+//	stream.go          serveStream: relay ping and job queue, the run of the app's mode, pacing and pings, outcome
+//	workflow.go        chatflow, workflow-app and human-input runs (node catalog, runToAnswer, failed runs)
+//	workflowevents.go  workflow_started, node_started/node_finished, workflow_finished bodies
+//	messages.go        agent, basic chat and completion runs; message_end and its metadata
+//	tokens.go          answer chunks on schedule and the mid-stream faults
+//	answer.go          the answer's text, its event and selector
+//	usage.go           usage object, prices, seconds
+//	frame.go           the event writer: frame prefix, pooled buffer, write+flush, TCP reset
+//	blocking.go        serveBlocking: the whole answer as one JSON body
+//	enc.go             the JSON encoder (orjson-, json.dumps- and ujson-style strings)
+//
+// Beside it: apps.go (app table and keys), config.go (Config, faults), conversations.go,
+// retrieve.go (knowledge retrieval), stop.go (stop endpoints, a stopped run's tail),
+// pool.go (job workers and API slots), truth.go (Truth, Records, outcomes), version.go (Dify
+// release lines).
+//
 // # Wire format
 //
 // Responses follow Dify 1.13.3's service API byte for byte (the facts the

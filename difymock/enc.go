@@ -102,14 +102,6 @@ func (e *enc) str(s string) *enc {
 	return e
 }
 
-// strOrNull writes null for "".
-func (e *enc) strOrNull(s string) *enc {
-	if s == "" {
-		return e.null()
-	}
-	return e.str(s)
-}
-
 // ujson writes s as a JSON string the way ujson does by default: ASCII only (\uXXXX) and
 // "/" escaped as "\/".
 func (e *enc) ujson(s string) *enc {

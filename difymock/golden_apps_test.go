@@ -13,7 +13,9 @@ import (
 
 // goldenVersions are the Dify release lines with distinct wires: inline streaming (1.9 …
 // 1.12), 1.13.0 (relay, message_end cut) and 1.13.x (relay, message_end first).
-var goldenVersions = []struct{ tag, version string }{{"112", "1.12"}, {"1130", "1.13.0"}, {"1133", "1.13.3"}}
+func goldenVersions() []struct{ tag, version string } {
+	return []struct{ tag, version string }{{"112", "1.12"}, {"1130", "1.13.0"}, {"1133", "1.13.3"}}
+}
 
 func appCall(path, key, body string) call { return call{path: path, key: key, body: body} }
 
@@ -33,7 +35,7 @@ func TestGoldenApps(t *testing.T) {
 		c    call
 	}
 	var cases []tc
-	for _, v := range goldenVersions {
+	for _, v := range goldenVersions() {
 		add := func(name string, c call) {
 			if c.hdr == nil {
 				c.hdr = map[string]string{}
@@ -87,7 +89,7 @@ func TestGoldenApps(t *testing.T) {
 			}
 			got := transcript(resp, body, err)
 			checkGolden(t, c.name, got)
-			if dst, ok := sseTranscripts[c.name]; ok {
+			if dst, ok := sseTranscripts()[c.name]; ok {
 				checkSSETranscript(t, dst, body)
 			}
 		})
@@ -95,7 +97,7 @@ func TestGoldenApps(t *testing.T) {
 }
 
 func versionOfCase(name string) string {
-	for _, v := range goldenVersions {
+	for _, v := range goldenVersions() {
 		if strings.HasPrefix(name, "app_"+v.tag+"_") {
 			return v.version
 		}
@@ -105,17 +107,19 @@ func versionOfCase(name string) string {
 
 // sseTranscripts: mock bodies that the sse package's golden tests also read, so the client
 // is tested on the mock's exact bytes for each mode and version (sse/testdata/README.md).
-var sseTranscripts = map[string]string{
-	"app_1133_workflow":               "wfapp_mock_1133.sse",
-	"app_112_workflow":                "wfapp_mock_112.sse",
-	"app_1133_workflow_failed":        "wfapp_mock_failed_1133.sse",
-	"app_1133_completion":             "completion_mock.sse",
-	"app_1133_chat":                   "chatapp_mock.sse",
-	"app_1130_simple":                 "chatflow_mock_1130.sse",
-	"app_1133_complex":                "chatflow_mock_1133_complex.sse",
-	"app_112_complex":                 "chatflow_mock_112_complex.sse",
-	"app_1133_human_input":            "chatflow_mock_human_input.sse",
-	"app_1130_simple_workflow_failed": "chatflow_mock_failed_1130.sse",
+func sseTranscripts() map[string]string {
+	return map[string]string{
+		"app_1133_workflow":               "wfapp_mock_1133.sse",
+		"app_112_workflow":                "wfapp_mock_112.sse",
+		"app_1133_workflow_failed":        "wfapp_mock_failed_1133.sse",
+		"app_1133_completion":             "completion_mock.sse",
+		"app_1133_chat":                   "chatapp_mock.sse",
+		"app_1130_simple":                 "chatflow_mock_1130.sse",
+		"app_1133_complex":                "chatflow_mock_1133_complex.sse",
+		"app_112_complex":                 "chatflow_mock_112_complex.sse",
+		"app_1133_human_input":            "chatflow_mock_human_input.sse",
+		"app_1130_simple_workflow_failed": "chatflow_mock_failed_1130.sse",
+	}
 }
 
 func checkSSETranscript(t *testing.T, name string, body []byte) {

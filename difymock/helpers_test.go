@@ -19,12 +19,13 @@ import (
 	"go.uber.org/goleak"
 )
 
+//nolint:gochecknoglobals // a test flag (go test ./difymock -run Golden -update), the testing package's idiom for goldens
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 func TestMain(m *testing.M) {
 	// The capacity helper process is a server, not a test run.
 	if os.Getenv(capacityServeEnv) != "" {
-		os.Exit(capacityServe())
+		os.Exit(capacityServe(os.Stdin, os.Stdout, os.Stderr))
 	}
 	goleak.VerifyTestMain(m)
 }
@@ -59,13 +60,29 @@ type call struct {
 	within                         time.Duration // client timeout (0: none)
 }
 
-func (c call) do(t testing.TB, base string) (*http.Response, []byte, error) {
+// reply is the head of a response whose body do has read and closed.
+type reply struct {
+	Proto, Status    string
+	StatusCode       int
+	Header           http.Header
+	ContentLength    int64
+	TransferEncoding []string
+}
+
+func headOf(resp *http.Response) *reply {
+	return &reply{Proto: resp.Proto, Status: resp.Status, StatusCode: resp.StatusCode, Header: resp.Header,
+		ContentLength: resp.ContentLength, TransferEncoding: resp.TransferEncoding}
+}
+
+// do sends the call and reads the whole body (the error is the send's or the read's; the
+// reply is nil when nothing came back).
+func (c call) do(t testing.TB, base string) (*reply, []byte, error) {
 	t.Helper()
 	method := c.method
 	if method == "" {
 		method = http.MethodPost
 	}
-	req, err := http.NewRequest(method, base+c.path, strings.NewReader(c.body))
+	req, err := http.NewRequestWithContext(t.Context(), method, base+c.path, strings.NewReader(c.body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +112,7 @@ func (c call) do(t testing.TB, base string) (*http.Response, []byte, error) {
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return resp, b, err
+	return headOf(resp), b, err
 }
 
 func chatBody(mode string) string {
@@ -105,7 +122,7 @@ func chatBody(mode string) string {
 // transcript renders a response for a golden file: status, headers (sorted,
 // without Date), a blank line, then the body with long runs of 'x'
 // abbreviated, then the read error if any.
-func transcript(resp *http.Response, body []byte, readErr error) []byte {
+func transcript(resp *reply, body []byte, readErr error) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s %s\n", resp.Proto, resp.Status)
 	keys := make([]string, 0, len(resp.Header))

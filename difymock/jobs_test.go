@@ -25,7 +25,7 @@ func TestJobQueueFIFO(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			start := time.Now()
-			req, _ := http.NewRequest(http.MethodPost, ts.URL+"/v1/workflows/run", strings.NewReader(workflowBody))
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, ts.URL+"/v1/workflows/run", strings.NewReader(workflowBody))
 			req.Header.Set("Authorization", "Bearer "+WorkflowAppKey)
 			req.Header.Set("Content-Type", "application/json")
 			resp, err := newClient().Do(req)

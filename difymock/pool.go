@@ -76,7 +76,7 @@ func (p *pool) release() {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for len(p.queue) > 0 {
+	if len(p.queue) > 0 {
 		w := p.queue[0]
 		p.queue[0] = nil
 		p.queue = p.queue[1:]

@@ -3,6 +3,7 @@ package difymock
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -231,4 +232,49 @@ func (rq *req) requireUser(raw json.RawMessage) (string, bool) {
 	}
 	rq.rec.User = user
 	return user, true
+}
+
+// kv is one user input, in request order, with its value compacted.
+type kv struct {
+	k string
+	v []byte
+}
+
+func firstNonSpace(b []byte) int {
+	for i, c := range b {
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return i
+		}
+	}
+	return 0
+}
+
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+// orderedObject splits a JSON object into its members in order, each value
+// compacted.
+func orderedObject(raw json.RawMessage) ([]kv, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	t, err := dec.Token()
+	if err != nil || t != json.Delim('{') {
+		return nil, errors.New("not an object")
+	}
+	var out []kv
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		k, _ := t.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		var cb bytes.Buffer
+		if err := json.Compact(&cb, v); err != nil {
+			return nil, err
+		}
+		out = append(out, kv{k, cb.Bytes()})
+	}
+	return out, nil
 }

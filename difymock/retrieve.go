@@ -131,11 +131,7 @@ func (s *Server) serveRetrieve(rq *req, datasetID string) {
 	}
 	e.endArr().close()
 	e.b = append(e.b, '\n')
-	h := rq.w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["Content-Length"] = []string{strconv.Itoa(len(e.b))}
-	rq.w.WriteHeader(http.StatusOK)
-	if _, err := rq.w.Write(e.b); err != nil {
+	if err := writeJSON(rq.w, http.StatusOK, "application/json", e.b); err != nil {
 		rq.out = oClientGone
 		return
 	}

@@ -119,11 +119,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h["X-Env"] = []string{"PRODUCTION"}
 
 	path := r.URL.Path
-	switch {
-	case path == "/_mock/stats":
+	switch path {
+	case "/_mock/stats":
 		s.serveStats(w, r)
 		return
-	case path == "/_mock/reset":
+	case "/_mock/reset":
 		if r.Method != http.MethodPost {
 			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "The method is not allowed for the requested URL.")
 			return
@@ -166,8 +166,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if id, route := stopTaskID(path); route != "" {
 		rq.ep, rq.rec.Endpoint = epStop, EndpointStop
-		if r.Method != http.MethodPost {
-			rq.fail(http.StatusMethodNotAllowed, "method_not_allowed", "The method is not allowed for the requested URL.")
+		if !rq.allow(http.MethodPost) {
 			return
 		}
 		s.serveStop(rq, id, route)
@@ -182,16 +181,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case "/v1/workflows/run":
 			rq.ep, rq.rec.Endpoint = epWorkflow, EndpointWorkflow
 		}
-		if r.Method != http.MethodPost {
-			rq.fail(http.StatusMethodNotAllowed, "method_not_allowed", "The method is not allowed for the requested URL.")
+		if !rq.allow(http.MethodPost) {
 			return
 		}
-		s.serveChat(rq)
+		s.serveChat(rq) //nolint:contextcheck // the request's context travels with it: rq.r.Context()
 	case path == "/v1/parameters":
 		rq.ep = epParameters
 		rq.rec.Endpoint = EndpointParameters
-		if r.Method != http.MethodGet {
-			rq.fail(http.StatusMethodNotAllowed, "method_not_allowed", "The method is not allowed for the requested URL.")
+		if !rq.allow(http.MethodGet) {
 			return
 		}
 		s.serveParameters(rq)
@@ -205,8 +202,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		rq.ep = epRetrieve
 		rq.rec.Endpoint = EndpointRetrieve
-		if r.Method != http.MethodPost {
-			rq.fail(http.StatusMethodNotAllowed, "method_not_allowed", "The method is not allowed for the requested URL.")
+		if !rq.allow(http.MethodPost) {
 			return
 		}
 		s.serveRetrieve(rq, id)
@@ -214,6 +210,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rq.rec.Endpoint = EndpointOther
 		rq.fail(http.StatusNotFound, "not_found", notFoundMsg)
 	}
+}
+
+// allow answers 405 unless the request uses method.
+func (rq *req) allow(method string) bool {
+	if rq.r.Method == method {
+		return true
+	}
+	rq.fail(http.StatusMethodNotAllowed, "method_not_allowed", "The method is not allowed for the requested URL.")
+	return false
 }
 
 const notFoundMsg = "The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again."
@@ -242,17 +247,23 @@ func (rq *req) fail(status int, code, msg string) {
 // ujson when it is installed (Dify's lock file has it): compact, "/" escaped as "\/", every
 // non-ASCII character as \uXXXX.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
 	if status == http.StatusUnauthorized {
-		h["Www-Authenticate"] = []string{`Bearer realm="api"`}
+		w.Header()["Www-Authenticate"] = []string{`Bearer realm="api"`}
 	}
 	e := enc{b: make([]byte, 0, 128+len(msg))}
 	e.open().kstr("code", code).key("message").ujson(msg).kint("status", int64(status)).close()
 	e.b = append(e.b, '\n')
-	h["Content-Length"] = []string{strconv.Itoa(len(e.b))}
+	_ = writeJSON(w, status, "application/json", e.b)
+}
+
+// writeJSON writes a whole response with its Content-Type and Content-Length.
+func writeJSON(w http.ResponseWriter, status int, contentType string, body []byte) error {
+	h := w.Header()
+	h["Content-Type"] = []string{contentType}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(status)
-	_, _ = w.Write(e.b)
+	_, err := w.Write(body)
+	return err
 }
 
 // auth resolves the bearer key like Dify's validate_and_get_api_token.
@@ -300,7 +311,7 @@ func (rq *req) appAuth() *app {
 func (rq *req) requireJSON() bool {
 	ct := rq.r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil || !(mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+	if err != nil || mt != "application/json" && !strings.HasSuffix(mt, "+json") {
 		rq.fail(http.StatusUnsupportedMediaType, "unsupported_media_type",
 			"Did not attempt to load JSON data because the request Content-Type was not 'application/json'.")
 		return false
@@ -465,7 +476,7 @@ func isUUID(s string) bool {
 				return false
 			}
 		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
 				return false
 			}
 		}
@@ -516,11 +527,7 @@ func (s *Server) serveParameters(rq *req) {
 		kint("audio_file_size_limit", 50).kint("video_file_size_limit", 100).kint("workflow_file_upload_limit", 10).close().
 		close()
 	e.b = append(e.b, '\n')
-	h := rq.w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["Content-Length"] = []string{strconv.Itoa(len(e.b))}
-	rq.w.WriteHeader(http.StatusOK)
-	_, _ = rq.w.Write(e.b)
+	_ = writeJSON(rq.w, http.StatusOK, "application/json", e.b)
 	rq.rec.Terminal = s.clock().UnixNano()
 }
 
@@ -546,7 +553,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("difymock: serve: %w", err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second) // ctx is done: the shutdown gets its own 5 s
 	err := srv.Shutdown(sctx)
 	cancel()
 	cancelBase()

@@ -21,7 +21,7 @@ func TestKeys(t *testing.T) {
 	t.Parallel()
 	alnum := func(s string) bool {
 		for _, c := range s {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
 				return false
 			}
 		}
@@ -133,7 +133,7 @@ func TestValidation(t *testing.T) {
 // from sending to the first answer chunk.
 func streamFrames(t *testing.T, base, key string, hdr map[string]string) ([]sseEvent, time.Duration) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, base+"/v1/chat-messages", strings.NewReader(chatBody("streaming")))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/v1/chat-messages", strings.NewReader(chatBody("streaming")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -497,15 +497,15 @@ func TestListenAndServe(t *testing.T) {
 
 func TestServeShutdownWithOpenStream(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := New(Config{TTFT: time.Hour})
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln) }()
-	conn, err := net.Dial("tcp", ln.Addr().String())
+	conn, err := (&net.Dialer{}).DialContext(t.Context(), "tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}

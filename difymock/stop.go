@@ -97,13 +97,16 @@ func (s *Server) serveStop(rq *req, id, route string) {
 		rq.fail(http.StatusBadRequest, code, "Please check if your app mode matches the right API route.")
 		return
 	}
+	// The answer is buffered until the handler returns, so the client still gets it after the
+	// flag is set; recording it first puts this request's clock reading before any of the
+	// stopped stream's (the golden transcripts of stopped runs depend on that order).
+	rq.w.Header().Set("Content-Type", "application/json")
+	_, _ = rq.w.Write([]byte("{\"result\":\"success\"}\n"))
+	rq.rec.Terminal = rq.s.clock().UnixNano()
 	rq.out = oStopIgnored
 	if s.tasks.stop(id, a.kind, user) {
 		rq.out = oOK
 	}
-	rq.w.Header().Set("Content-Type", "application/json")
-	_, _ = rq.w.Write([]byte("{\"result\":\"success\"}\n"))
-	rq.rec.Terminal = rq.s.clock().UnixNano()
 }
 
 // stopTail ends a stream whose task was stopped the way Dify's pipeline for its mode does:

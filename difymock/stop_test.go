@@ -20,7 +20,7 @@ func stopConfig(version string) Config {
 // it returns the chunk's task id, the events so far and a reader for the rest.
 func runUntilFirstChunk(t *testing.T, base string, c call) (task string, events []string, rest *bufio.Reader, body io.Closer) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, base+c.path, strings.NewReader(c.body))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+c.path, strings.NewReader(c.body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestGoldenStopped(t *testing.T) {
 	s := New(cfg)
 	deterministic(s)
 	ts := startServer(t, s)
-	req, err := http.NewRequest(http.MethodPost, ts.URL+"/v1/chat-messages", strings.NewReader(chatBody("streaming")))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ts.URL+"/v1/chat-messages", strings.NewReader(chatBody("streaming")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +287,7 @@ func TestGoldenStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := got.Bytes()
-	checkGolden(t, "app_1133_simple_stopped", transcript(resp, body, nil))
+	checkGolden(t, "app_1133_simple_stopped", transcript(headOf(resp), body, nil))
 	checkSSETranscript(t, "chatflow_mock_stopped_1133.sse", body)
 	if bytes.Contains(body, []byte(`"event":"message_end"`)) || !bytes.Contains(body, []byte(`"status":"stopped"`)) {
 		t.Errorf("want workflow_finished stopped and no message_end:\n%s", body)
@@ -302,7 +302,7 @@ func TestStopHumanInput(t *testing.T) {
 	cfg.TTFT = 5 * time.Second
 	s := New(cfg)
 	ts := startServer(t, s)
-	req, err := http.NewRequest(http.MethodPost, ts.URL+"/v1/chat-messages", strings.NewReader(chatBody("streaming")))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ts.URL+"/v1/chat-messages", strings.NewReader(chatBody("streaming")))
 	if err != nil {
 		t.Fatal(err)
 	}

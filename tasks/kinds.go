@@ -40,10 +40,8 @@ func newAppAction(a *workload.App, client Streamer, shared bool) (action, error)
 	switch a.Type {
 	case sse.ModeChat, sse.ModeAgent, sse.ModeChatflow:
 		return &chatAction{app: a, client: client, shared: shared}, nil
-	case sse.ModeCompletion:
-		return &completionAction{app: a, client: client, shared: shared}, nil
-	case sse.ModeWorkflow:
-		return &workflowAction{app: a, client: client, shared: shared}, nil
+	case sse.ModeCompletion, sse.ModeWorkflow:
+		return &runAction{app: a, client: client, shared: shared}, nil
 	}
 	return nil, fmt.Errorf("tasks: app %s: this worker cannot run app type %q", a.Name, a.Type)
 }
@@ -164,8 +162,10 @@ func (a *chatAction) run(ctx context.Context, u *User, st *pickState) error {
 	return nil
 }
 
-// completionAction drives a completion (text generator) app on /v1/completion-messages.
-type completionAction struct {
+// runAction drives an app whose task is one streamed run without a conversation: a
+// completion (text generator) app on /v1/completion-messages, or a workflow app on
+// /v1/workflows/run (its answer is the text_chunk events, its end workflow_finished).
+type runAction struct {
 	app    *workload.App
 	client Streamer
 	shared bool
@@ -179,21 +179,40 @@ type completionBody struct {
 	Files        []any          `json:"files,omitempty"`
 }
 
-func (a *completionAction) target() string      { return a.app.Name }
-func (a *completionAction) check(u *User) error { return keyCheck(u, a.app.Name, a.app.Key) }
+// workflowBody has no query: a workflow app gets the workload's query as an input.
+type workflowBody struct {
+	Inputs       map[string]any `json:"inputs"`
+	ResponseMode string         `json:"response_mode"`
+	User         string         `json:"user"`
+	Files        []any          `json:"files,omitempty"`
+}
 
-func (a *completionAction) run(ctx context.Context, u *User, st *pickState) error {
-	q, row, _, err := st.query(u, &a.app.Queries)
+func (a *runAction) target() string      { return a.app.Name }
+func (a *runAction) check(u *User) error { return keyCheck(u, a.app.Name, a.app.Key) }
+
+func (a *runAction) run(ctx context.Context, u *User, st *pickState) error {
+	q, row, hasQuery, err := st.query(u, &a.app.Queries)
 	if err != nil {
 		return err
 	}
-	inputs := withQueryInput(mergeInputs(a.app.Inputs, row), a.app.QueryInput, q)
-	body, err := json.Marshal(&completionBody{Inputs: inputs, Query: q, ResponseMode: "streaming", User: u.user, Files: a.app.Files})
-	if err != nil {
-		return fmt.Errorf("encode completion request: %w", err)
+	inputs := mergeInputs(a.app.Inputs, row)
+	var body any
+	if a.app.Type == sse.ModeWorkflow {
+		if hasQuery {
+			inputs = withQueryInput(inputs, a.app.QueryInput, q)
+		}
+		body = &workflowBody{Inputs: inputs, ResponseMode: "streaming", User: u.user, Files: a.app.Files}
+	} else {
+		inputs = withQueryInput(inputs, a.app.QueryInput, q)
+		body = &completionBody{Inputs: inputs, Query: q, ResponseMode: "streaming", User: u.user, Files: a.app.Files}
 	}
-	res, err := a.client.Stream(ctx, sse.Request{URL: u.base + NameCompletion, APIKey: u.secret(a.app.Key), Body: body, Header: u.class.deps.Header, Mode: sse.ModeCompletion})
-	recordStream(u.class.deps.Recorder, postName(NameCompletion, a.app.Name, a.shared, u.split), a.app.Name, u.split, res, err)
+	b, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("encode %s request: %w", a.app.Type, err)
+	}
+	endpoint := endpointOf(a.app.Type)
+	res, err := a.client.Stream(ctx, sse.Request{URL: u.base + endpoint, APIKey: u.secret(a.app.Key), Body: b, Header: u.class.deps.Header, Mode: a.app.Type})
+	recordStream(u.class.deps.Recorder, postName(endpoint, a.app.Name, a.shared, u.split), a.app.Name, u.split, res, err)
 	u.observe(a.app.Name, 0, res, err)
 	return unexpected(err)
 }
@@ -209,43 +228,6 @@ func withQueryInput(inputs map[string]any, name, q string) map[string]any {
 	}
 	out[name] = q
 	return out
-}
-
-// workflowAction drives a workflow app on /v1/workflows/run: its answer is the text_chunk
-// events, its end workflow_finished.
-type workflowAction struct {
-	app    *workload.App
-	client Streamer
-	shared bool
-}
-
-type workflowBody struct {
-	Inputs       map[string]any `json:"inputs"`
-	ResponseMode string         `json:"response_mode"`
-	User         string         `json:"user"`
-	Files        []any          `json:"files,omitempty"`
-}
-
-func (a *workflowAction) target() string      { return a.app.Name }
-func (a *workflowAction) check(u *User) error { return keyCheck(u, a.app.Name, a.app.Key) }
-
-func (a *workflowAction) run(ctx context.Context, u *User, st *pickState) error {
-	q, row, hasQuery, err := st.query(u, &a.app.Queries)
-	if err != nil {
-		return err
-	}
-	inputs := mergeInputs(a.app.Inputs, row)
-	if hasQuery {
-		inputs = withQueryInput(inputs, a.app.QueryInput, q)
-	}
-	body, err := json.Marshal(&workflowBody{Inputs: inputs, ResponseMode: "streaming", User: u.user, Files: a.app.Files})
-	if err != nil {
-		return fmt.Errorf("encode workflow request: %w", err)
-	}
-	res, err := a.client.Stream(ctx, sse.Request{URL: u.base + NameWorkflow, APIKey: u.secret(a.app.Key), Body: body, Header: u.class.deps.Header, Mode: sse.ModeWorkflow})
-	recordStream(u.class.deps.Recorder, postName(NameWorkflow, a.app.Name, a.shared, u.split), a.app.Name, u.split, res, err)
-	u.observe(a.app.Name, 0, res, err)
-	return unexpected(err)
 }
 
 // retrieveAction queries a knowledge base.
