@@ -79,5 +79,9 @@ fi
 exec unshare --mount --propagation private /bin/sh -c '
   root=$1 dir=$2; shift 2
   mount -t proc proc "$root/proc" || exit 1
-  if [ "$dir" != / ]; then mount --bind "$dir" "$root$dir" || exit 1; fi
+  if [ "$dir" != / ]; then
+    # A mount left there by an older version of this script may be stale: drop it (here only).
+    umount -l "$root$dir" 2>/dev/null
+    mount --bind "$dir" "$root$dir" || exit 1
+  fi
   exec chroot "$root" /bin/sh -c "cd \"\$0\" && exec locust \"\$@\"" "$dir" "$@"' sh "$root" "$dir" "$@"
