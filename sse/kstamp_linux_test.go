@@ -193,7 +193,7 @@ func TestKernelStampsNotTCP(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	if c := withKernelStamps(a); c != a {
+	if c := withKernelStamps(a, newWatch()); c != a {
 		t.Fatalf("withKernelStamps(pipe) = %T, want the pipe unchanged", c)
 	}
 	if s := stampOf(a); s != nil {
@@ -208,7 +208,9 @@ func TestKernelStampsNotTCP(t *testing.T) {
 // fakeStamp is a stamper with a fixed stamp.
 type fakeStamp int64
 
-func (f fakeStamp) lastStamp() int64 { return int64(f) }
+func (f fakeStamp) lastStamp() int64   { return int64(f) }
+func (fakeStamp) beginPrecise() uint64 { return 0 }
+func (fakeStamp) endPrecise(uint64)    {}
 
 func TestReadTime(t *testing.T) {
 	now := time.Now()
