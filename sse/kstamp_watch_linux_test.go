@@ -3,6 +3,7 @@ package sse
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -112,16 +113,20 @@ func busyStream(t *testing.T, tr http.RoundTripper) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		t.Fatalf("busy stream: %v", err)
-	}
+	started := make(chan struct{})
 	go func() {
 		defer close(done)
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		close(started)
+		if err != nil {
+			t.Errorf("busy stream: %v", err)
+			return
+		}
+		defer resp.Body.Close()
 		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
 	}()
 	t.Cleanup(func() { cancel(); <-done })
+	<-started
 }
 
 // stepServer writes parts[i] after waiting gaps[i], flushing each, and records when each
@@ -290,7 +295,8 @@ func TestPreciseReadFailures(t *testing.T) {
 		lt := newLateTransport(t, srv.URL, 0, TransportConfig{})
 		cl := NewClient(Config{Client: &http.Client{Transport: lt}})
 		_, err := cl.Stream(context.Background(), chatRequest(srv.URL))
-		se, ok := err.(*StreamError)
+		var se *StreamError
+		ok := errors.As(err, &se)
 		want := PhaseTruncated
 		if reset {
 			want = PhaseRead
@@ -312,7 +318,8 @@ func TestPreciseReadFailures(t *testing.T) {
 // came are one buffer with the later one's stamp, so even a read of exactly the first
 // segment's bytes gets the second's arrival. This is why the watch exists.
 func TestKernelQueueMerges(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ctx := context.Background()
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +341,7 @@ func TestKernelQueueMerges(t *testing.T) {
 		sent <- at
 		time.Sleep(100 * time.Millisecond)
 	}()
-	nc, err := net.Dial("tcp", ln.Addr().String())
+	nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
