@@ -17,8 +17,9 @@ const (
 	ClockNone Clock = 0
 	// ClockUser: every read was timed with time.Now when the read returned.
 	ClockUser Clock = 1
-	// ClockKernel: every read was timed with the kernel's software receive timestamp of the
-	// newest TCP segment it returned (SO_TIMESTAMPNS).
+	// ClockKernel: every read was timed with the kernel's software receive timestamp
+	// (SO_TIMESTAMPNS): until the first answer token, of the segment that completed each
+	// event; after it, of the newest segment a read returned (see doc.go, "Receive times").
 	ClockKernel Clock = 2
 	// ClockMixed: some reads had a kernel timestamp and some did not.
 	ClockMixed = ClockUser | ClockKernel
