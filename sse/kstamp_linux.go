@@ -48,15 +48,14 @@ type stampConn struct {
 	fd  int
 	obs *watch // nil: no watch
 
-	mu        sync.Mutex // one Read at a time uses the fields below
-	iov       syscall.Iovec
-	msg       syscall.Msghdr
-	oob       [64]byte
-	n, oobn   int
-	errno     syscall.Errno
-	recvFn    func(uintptr) bool
-	preciseFn func(uintptr) bool
-	prev      byte // the last byte read, for eventCut
+	mu      sync.Mutex // one Read at a time uses the fields below
+	iov     syscall.Iovec
+	msg     syscall.Msghdr
+	oob     [64]byte
+	n, oobn int
+	errno   syscall.Errno
+	recvFn  func(uintptr) bool
+	prev    byte // the last byte read, for eventCut
 
 	stamp    atomic.Int64  // Unix ns of the latest read's stamp, 0 = none
 	consumed atomic.Int64  // bytes read so far
@@ -88,7 +87,6 @@ func withKernelStamps(c net.Conn, w *watch) net.Conn {
 	}
 	sc := &stampConn{tc: tc, rc: rc, fd: fd, obs: w}
 	sc.recvFn = sc.recv
-	sc.preciseFn = sc.recvPrecise
 	return sc
 }
 
@@ -124,9 +122,15 @@ func (c *stampConn) recvmsg(fd uintptr, flags int) bool {
 	}
 }
 
-// recv is the RawConn.Read callback of a plain read: one recvmsg, false to wait for
-// readability.
-func (c *stampConn) recv(fd uintptr) bool { return c.recvmsg(fd, 0) }
+// recv is the RawConn.Read callback: false to wait for readability. The mode is looked at
+// on every call, so a read that was already waiting (net/http's reader goroutine waits for
+// the next response on an idle connection) is precise once the request is.
+func (c *stampConn) recv(fd uintptr) bool {
+	if c.precise.Load() != 0 {
+		return c.recvPrecise(fd)
+	}
+	return c.recvmsg(fd, 0)
+}
 
 // recvPrecise is the callback of a precise read: peek what is queued (into the caller's
 // buffer), then take it off the queue through the first possible event end with
@@ -141,6 +145,7 @@ func (c *stampConn) recvPrecise(fd uintptr) bool {
 		return false
 	}
 	c.msg.Controllen = ctl
+	c.peeks.Add(1)
 	if c.errno != 0 || c.n == 0 {
 		return true
 	}
@@ -169,12 +174,7 @@ func (c *stampConn) Read(p []byte) (int, error) {
 	c.iov.SetLen(len(p))
 	c.msg = syscall.Msghdr{Iov: &c.iov, Iovlen: 1, Control: &c.oob[0]}
 	c.msg.SetControllen(len(c.oob))
-	fn := c.recvFn
-	if c.precise.Load() != 0 {
-		fn = c.preciseFn
-		c.peeks.Add(1)
-	}
-	err := c.rc.Read(fn)
+	err := c.rc.Read(c.recvFn)
 	c.iov.Base = nil
 	c.msg.Iov, c.msg.Control = nil, nil
 	if err != nil {

@@ -367,3 +367,39 @@ func TestKernelQueueMerges(t *testing.T) {
 			d, got.Sub(at[0]))
 	}
 }
+
+// TestPreciseFromTheFirstRead: net/http's reader goroutine is already waiting in a read of
+// the connection when a request turns precise (a new connection's first response, and every
+// next one on a reused connection), yet that read is precise: the head, sent in one segment
+// with the first events, comes alone.
+func TestPreciseFromTheFirstRead(t *testing.T) {
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		sseHeaders(w)
+		fmt.Fprint(w, "event: ping\n\n"+tokenHi)
+		flush(w)
+		time.Sleep(3 * time.Millisecond)
+		fmt.Fprint(w, tokenThere+endMsg)
+	})
+	lt := newLateTransport(t, srv.URL, 0, TransportConfig{})
+	cl := NewClient(Config{Client: &http.Client{Transport: lt}})
+	for i := range 2 {
+		if _, err := cl.Stream(context.Background(), chatRequest(srv.URL)); err != nil {
+			t.Fatalf("Stream %d: %v", i, err)
+		}
+	}
+	c := lt.conns()[0]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	heads := 0
+	for _, r := range c.reads {
+		if bytes.HasPrefix(r.data, []byte("HTTP/1.1 200")) {
+			heads++
+			if bytes.Contains(r.data, []byte("ping")) {
+				t.Errorf("response head read with its first event: %q", r.data)
+			}
+		}
+	}
+	if heads != 2 {
+		t.Errorf("%d reads start a response head, want 2 (one connection, two requests)", heads)
+	}
+}
