@@ -82,6 +82,10 @@ type run struct {
 	stamps stamper
 	clock  Clock
 	anchor time.Time
+	// precise asks for precise reads until the first answer token (Stream); ticket is the
+	// connection's while they are on (kstamp.go).
+	precise bool
+	ticket  uint64
 	// idleOnData defers the idle timer to the first read that is more than ping frames:
 	// a run waiting in Dify's job queue sends one ping and then nothing, and is not idle.
 	idleOnData bool
@@ -129,6 +133,7 @@ func (rn *run) stopTimer(i int) {
 
 // end stops every timer, closes the body and releases the context.
 func (rn *run) end() {
+	rn.endPrecise()
 	for i := range rn.timers {
 		rn.stopTimer(i)
 	}
@@ -164,6 +169,7 @@ func (rn *run) drain() {
 	if rn.body == nil {
 		return
 	}
+	rn.endPrecise()
 	rn.stopTimer(timerFirst)
 	rn.stopTimer(timerIdle)
 	cancel := rn.cancel
@@ -286,6 +292,7 @@ func (c *Client) Stream(ctx context.Context, req Request) (*Result, error) {
 	res.Start = time.Now() // before the timers start, so timeouts are measured from Start
 	rn := c.begin(ctx, true)
 	defer rn.end()
+	rn.precise = true
 	err := c.stream(rn, req, res)
 	res.FirstByte = rn.first
 	res.BytesRead = rn.n
@@ -396,6 +403,7 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 				if res.Chunks == 0 {
 					res.FirstToken = now
 					rn.stopTimer(timerFirst)
+					rn.endPrecise()
 				}
 				res.Chunks++
 				res.LastToken = now

@@ -130,9 +130,22 @@
 // event, chunk and terminal time) is that stamp, so the time a user goroutine waited for the
 // CPU after its bytes arrived is not in the numbers. The HTTP transport's buffer is refilled
 // only when empty, so the bytes of a body read always come from the connection's latest
-// read. Limit: TCP gives one stamp per read and merges queued segments under the newest one's
-// stamp, so when several events queued up before the reader came they all get the newest
-// arrival: late by the spacing of what queued behind them, not by the reader's whole wait.
+// read.
+//
+// TCP gives one stamp per read, and the kernel merges a segment that arrives behind unread
+// ones into them under the newest stamp: a reader late by more than the gap between two
+// tokens could no longer tell when the first one came. So until a stream's first answer
+// token a request is precise: its socket is in the transport's watch, an epoll set that the
+// reads of every other connection sweep (non-blocking, at most every 200 µs) to peek each
+// socket with new bytes and keep the stamp of its queue's end, and its reads stop at the first
+// possible end of an SSE event (a peek, then a read through that byte). An event read so is
+// timed by the earlier of its read's stamp and the watch's for its last byte. After the first
+// token reads are one recvmsg again (cost: BenchmarkStampRead). Limits: the watch needs other
+// reads while this one is late, which a loaded worker has (a lone stream waiting for the CPU
+// is alone only when the CPU is idle); TLS hides event ends, so reads under TLS are never
+// precise and a first token that queued up with later records takes their stamp; and
+// net/http's chunked reader can join two events of one HTTP chunk that arrived apart.
+//
 // Where the kernel gives no stamp (other systems, a non-TCP connection, TransportConfig
 // UserClock) the time is time.Now when the read returned. Result.Clock says which clock a
 // stream used: kernel, user or mixed.

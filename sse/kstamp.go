@@ -17,8 +17,9 @@ const (
 	ClockNone Clock = 0
 	// ClockUser: every read was timed with time.Now when the read returned.
 	ClockUser Clock = 1
-	// ClockKernel: every read was timed with the kernel's software receive timestamp of the
-	// newest TCP segment it returned (SO_TIMESTAMPNS).
+	// ClockKernel: every read was timed with the kernel's software receive timestamp
+	// (SO_TIMESTAMPNS): until the first answer token, of the segment that completed each
+	// event; after it, of the newest segment a read returned (see doc.go, "Receive times").
 	ClockKernel Clock = 2
 	// ClockMixed: some reads had a kernel timestamp and some did not.
 	ClockMixed = ClockUser | ClockKernel
@@ -43,19 +44,38 @@ const maxStampLag = time.Minute
 
 // stamper is a connection that knows the kernel receive time of its latest read.
 type stamper interface {
-	// lastStamp is the receive time (Unix ns) of the newest segment the latest read returned,
-	// or 0 if the kernel gave none.
+	// lastStamp is the receive time (Unix ns) of the bytes the latest read returned: of the
+	// newest segment it touched, or earlier where a watch saw its last byte queued sooner
+	// (see stampConn); 0 if the kernel gave none.
 	lastStamp() int64
+	// beginPrecise turns on precise reads for a new request (each read ends at the first
+	// possible end of an SSE event, so an event's time is that of the segment completing
+	// it) and returns the request's ticket, 0 if the connection has no precise reads.
+	beginPrecise() uint64
+	// endPrecise turns precise reads off if ticket is still the current one: a connection
+	// can already serve the next request when the previous one ends.
+	endPrecise(ticket uint64)
 }
 
-// stampOf finds the stamper under an HTTP connection (TLS included), or nil.
+// stampOf finds the stamper under an HTTP connection, or nil. Under TLS the stamps are
+// kept but reads are not made precise: event boundaries are invisible in the ciphertext.
 func stampOf(c net.Conn) stamper {
 	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
+		if s, ok := tc.NetConn().(stamper); ok {
+			return tlsStamps{s}
+		}
+		return nil
 	}
 	s, _ := c.(stamper)
 	return s
 }
+
+// tlsStamps is a stamper under TLS: stamps as the connection reads them, no precise reads.
+type tlsStamps struct{ s stamper }
+
+func (t tlsStamps) lastStamp() int64   { return t.s.lastStamp() }
+func (tlsStamps) beginPrecise() uint64 { return 0 }
+func (tlsStamps) endPrecise(uint64)    {}
 
 // readTime is when the bytes a read just returned arrived: the kernel's stamp (wall clock)
 // placed on anchor's monotonic clock, or now. One anchor per request keeps equal stamps equal
@@ -93,16 +113,32 @@ func (rn *run) traceConn(ctx context.Context) context.Context {
 	return httptrace.WithClientTrace(ctx, &rn.trace)
 }
 
-func (rn *run) gotConn(info httptrace.GotConnInfo) { rn.stamps = stampOf(info.Conn) }
+func (rn *run) gotConn(info httptrace.GotConnInfo) {
+	rn.endPrecise() // a retry on another connection
+	rn.stamps = stampOf(info.Conn)
+	if rn.precise && rn.stamps != nil {
+		rn.ticket = rn.stamps.beginPrecise()
+	}
+}
+
+// endPrecise turns the request's precise reads off: at its first answer token, and when it
+// ends or drains.
+func (rn *run) endPrecise() {
+	if rn.ticket != 0 {
+		rn.stamps.endPrecise(rn.ticket)
+		rn.ticket = 0
+	}
+}
 
 // dialStamped wraps dial so TCP connections carry kernel receive timestamps where the system
-// gives them.
+// gives them. Its connections share one watch (see stampConn).
 func dialStamped(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	w := newWatch()
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		return withKernelStamps(c), nil
+		return withKernelStamps(c, w), nil
 	}
 }

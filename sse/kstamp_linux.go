@@ -12,34 +12,63 @@ import (
 )
 
 // stampConn is a TCP connection read with recvmsg(2) and SO_TIMESTAMPNS: every read returns
-// the kernel's software receive timestamp of the newest segment whose bytes it returned (TCP
-// reports one stamp per recvmsg, that of the last segment copied; segments that queued up
-// behind each other are coalesced with the newest one's stamp). The stamp is taken in the
-// receive path, before any goroutine runs, so the time a reader waited for the CPU is not
-// in it.
+// the kernel's software receive timestamp of the newest segment whose bytes it returned. The
+// stamp is taken in the receive path, before any goroutine runs, so the time a reader waited
+// for the CPU is not in it.
+//
+// Two kernel facts bound what one stamp says (tcp_recvmsg_locked and tcp_try_coalesce in
+// net/ipv4/tcp.c and tcp_input.c). A read reports one stamp: that of the last socket buffer
+// it touched. And a segment that arrives while earlier ones still wait in the receive queue
+// is merged into the queue's last buffer, which takes the newer stamp. So when the reader is
+// late by more than the gap between two segments, no read can tell the first one's arrival
+// any more: the stamp must be seen before the next segment arrives. Two things get it:
+//
+//   - The watch (kstamp_watch_linux.go): while a request is precise, its socket is in an
+//     epoll set that the reads of every other connection of the transport check (at most
+//     every sweepEvery, without blocking). A socket with new bytes is peeked: the stamp of
+//     its queue then is an upper bound of the arrival of every queued byte, recorded with
+//     the queue's end offset. Under load reads run all the time, so the watch sees each
+//     segment about when it comes, however late this connection's own reader is.
+//   - Precise reads: while a request is precise, a read peeks the queue and reads only
+//     through the first possible end of an SSE event (eventCut), so that event's time is
+//     the kernel's stamp of that read, or the watch's earlier one for its last byte.
+//
+// A read's stamp is the smaller of the two; both are upper bounds of its last byte's
+// arrival, so the smaller is the truer. Outside precise requests reads are one recvmsg and
+// the watch is off.
 //
 // The stamp belongs to the bytes of that read. The HTTP transport's buffer is only refilled
 // when empty, so the bytes a body read returns came from the latest read of the connection:
-// its stamp is the one to use.
+// its stamp is the one to use. (net/http's chunked reader may read again within one body read
+// when an HTTP chunk holds several events that arrive apart; those then share the later
+// stamp, as without precise reads.)
 type stampConn struct {
-	tc *net.TCPConn
-	rc syscall.RawConn
+	tc  *net.TCPConn
+	rc  syscall.RawConn
+	fd  int
+	obs *watch // nil: no watch
 
-	mu     sync.Mutex // one Read at a time uses the fields below
-	iov    syscall.Iovec
-	msg    syscall.Msghdr
-	oob    [64]byte
-	n      int
-	oobn   int
-	errno  syscall.Errno
-	recvFn func(uintptr) bool
+	mu      sync.Mutex // one Read at a time uses the fields below
+	iov     syscall.Iovec
+	msg     syscall.Msghdr
+	oob     [64]byte
+	n, oobn int
+	errno   syscall.Errno
+	recvFn  func(uintptr) bool
+	prev    byte // the last byte read, for eventCut
 
-	stamp atomic.Int64 // Unix ns of the latest read's stamp, 0 = none
+	stamp    atomic.Int64  // Unix ns of the latest read's stamp, 0 = none
+	consumed atomic.Int64  // bytes read so far
+	precise  atomic.Uint64 // ticket of the precise request, 0 = none
+	tickets  atomic.Uint64 // the last ticket given
+	peeks    atomic.Uint64 // precise reads done (tests)
+	seen     seenStamps    // the watch's stamps of bytes not read yet
 }
 
 // withKernelStamps turns on SO_TIMESTAMPNS for a TCP connection and returns a conn whose reads
 // record the stamp; anything else, or a socket refusing the option, is returned unchanged.
-func withKernelStamps(c net.Conn) net.Conn {
+// w (may be nil) watches its precise requests.
+func withKernelStamps(c net.Conn, w *watch) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return c
@@ -49,22 +78,39 @@ func withKernelStamps(c net.Conn) net.Conn {
 		return c
 	}
 	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
+	fd := -1
+	if err := rc.Control(func(f uintptr) {
+		fd = int(f)
+		serr = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
 	}); err != nil || serr != nil {
 		return c
 	}
-	sc := &stampConn{tc: tc, rc: rc}
+	sc := &stampConn{tc: tc, rc: rc, fd: fd, obs: w}
 	sc.recvFn = sc.recv
 	return sc
 }
 
 func (c *stampConn) lastStamp() int64 { return c.stamp.Load() }
 
-// recv is the RawConn.Read callback: one recvmsg, false to wait for readability.
-func (c *stampConn) recv(fd uintptr) bool {
+func (c *stampConn) beginPrecise() uint64 {
+	t := c.tickets.Add(1)
+	c.precise.Store(t)
+	if c.obs != nil {
+		c.obs.add(c)
+	}
+	return t
+}
+
+func (c *stampConn) endPrecise(ticket uint64) {
+	if c.precise.CompareAndSwap(ticket, 0) && c.obs != nil {
+		c.obs.remove(c, false)
+	}
+}
+
+// recvmsg is one recvmsg(2) of c.msg; false means EAGAIN.
+func (c *stampConn) recvmsg(fd uintptr, flags int) bool {
 	for {
-		r, _, e := syscall.Syscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&c.msg)), 0)
+		r, _, e := syscall.Syscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&c.msg)), uintptr(flags))
 		switch e {
 		case syscall.EINTR:
 			continue
@@ -74,6 +120,47 @@ func (c *stampConn) recv(fd uintptr) bool {
 		c.n, c.oobn, c.errno = int(r), int(c.msg.Controllen), e
 		return true
 	}
+}
+
+// recv is the RawConn.Read callback: false to wait for readability. The mode is looked at
+// on every call, so a read that was already waiting (net/http's reader goroutine waits for
+// the next response on an idle connection) is precise once the request is.
+func (c *stampConn) recv(fd uintptr) bool {
+	if c.precise.Load() != 0 {
+		return c.recvPrecise(fd)
+	}
+	return c.recvmsg(fd, 0)
+}
+
+// recvPrecise is the callback of a precise read: peek what is queued (into the caller's
+// buffer), then take it off the queue through the first possible event end with
+// MSG_TRUNC (no second copy: the bytes are already in place). The second call walks the
+// queue only as far as the cut, so its stamp is that of the segment holding the cut's last
+// byte.
+func (c *stampConn) recvPrecise(fd uintptr) bool {
+	ctl := c.msg.Controllen
+	c.msg.Controllen = 0
+	if !c.recvmsg(fd, syscall.MSG_PEEK) {
+		c.msg.Controllen = ctl
+		return false
+	}
+	c.msg.Controllen = ctl
+	c.peeks.Add(1)
+	if c.errno != 0 || c.n == 0 {
+		return true
+	}
+	p := unsafe.Slice(c.iov.Base, c.n)
+	k := eventCut(c.prev, p)
+	c.iov.SetLen(k)
+	if !c.recvmsg(fd, syscall.MSG_TRUNC) {
+		// Cannot happen (the bytes are queued and this is the only reader); read again.
+		c.iov.SetLen(len(p))
+		return false
+	}
+	if c.errno == 0 && c.n > k {
+		c.n = k
+	}
+	return true
 }
 
 // Read reads like net.TCPConn.Read and records the kernel stamp of the bytes read.
@@ -99,8 +186,18 @@ func (c *stampConn) Read(p []byte) (int, error) {
 	if c.n == 0 {
 		return 0, io.EOF
 	}
-	c.stamp.Store(parseStampNS(c.oob[:c.oobn]))
-	return c.n, nil
+	n := c.n
+	c.prev = p[n-1]
+	end := c.consumed.Add(int64(n))
+	st := parseStampNS(c.oob[:c.oobn])
+	if s := c.seen.upTo(end); s != 0 && (st == 0 || s < st) {
+		st = s
+	}
+	c.stamp.Store(st)
+	if c.obs != nil {
+		c.obs.sweep()
+	}
+	return n, nil
 }
 
 func (c *stampConn) opError(err error) error {
@@ -129,8 +226,17 @@ func parseStampNS(oob []byte) int64 {
 	return 0
 }
 
+// Close leaves the watch before the socket is closed, so the watch never peeks a closed
+// (or reused) descriptor.
+func (c *stampConn) Close() error {
+	c.precise.Store(0)
+	if c.obs != nil {
+		c.obs.remove(c, true)
+	}
+	return c.tc.Close()
+}
+
 func (c *stampConn) Write(p []byte) (int, error)        { return c.tc.Write(p) }
-func (c *stampConn) Close() error                       { return c.tc.Close() }
 func (c *stampConn) LocalAddr() net.Addr                { return c.tc.LocalAddr() }
 func (c *stampConn) RemoteAddr() net.Addr               { return c.tc.RemoteAddr() }
 func (c *stampConn) SetDeadline(t time.Time) error      { return c.tc.SetDeadline(t) }

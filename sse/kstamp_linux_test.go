@@ -2,6 +2,7 @@ package sse
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -88,13 +89,13 @@ func TestKernelStampsUsed(t *testing.T) {
 	}
 }
 
-// TestKernelStampsCoalesced states the limit of TCP receive stamps: bytes that queued up
-// behind each other before the reader came are returned by one read with the stamp of the
-// newest segment (TCP keeps one stamp per read, and merges queued segments keeping the newest
-// stamp). Here the second chunk arrives 50 ms after the first while the reader is still
-// away, so the first token is timed at the second chunk's arrival: late by the spacing of
-// what queued behind it, not by the reader's whole delay.
-func TestKernelStampsCoalesced(t *testing.T) {
+// TestKernelStampsMergedWhenNothingSweeps states the limit that remains: the kernel merges
+// segments that queue up behind each other under the newest one's stamp (tcp_try_coalesce),
+// and the watch that sees each segment on arrival is swept by the transport's reads. A reader
+// late while nothing else reads (here a lone stream whose reads sleep; a loaded worker reads
+// all the time) times the first token at the second chunk's arrival, 50 ms later: late by the
+// spacing of what queued behind it, not by the reader's whole delay.
+func TestKernelStampsMergedWhenNothingSweeps(t *testing.T) {
 	const gap, gap2, pause = 50 * time.Millisecond, 50 * time.Millisecond, 150 * time.Millisecond
 	var win sendWindow
 	srv := delayedTokenServer(t, gap, gap2, &win)
@@ -171,20 +172,46 @@ func TestUserClockFallback(t *testing.T) {
 	}
 }
 
-// TestKernelStampsTLS: the stamps are found under a TLS connection too.
+// TestKernelStampsTLS: the stamps are found under a TLS connection too, but its reads are
+// never precise: TLS records hide where events end, so a peek could not cut at one. Over TLS
+// a first token that queued up with later records gets their stamp (as without precise
+// reads); the stream is still timed by the kernel.
 func TestKernelStampsTLS(t *testing.T) {
 	var win sendWindow
 	srv := httptest.NewTLSServer(drainRequest(delayedTokenServer(t, time.Millisecond, time.Millisecond, &win).Config.Handler.ServeHTTP))
 	t.Cleanup(srv.Close)
 	tr := NewTransport(TransportConfig{InsecureSkipVerify: true})
 	t.Cleanup(tr.CloseIdleConnections)
+	var mu sync.Mutex
+	var conns []*stampConn
+	inner := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := inner(ctx, network, addr)
+		if sc, ok := c.(*stampConn); ok {
+			mu.Lock()
+			conns = append(conns, sc)
+			mu.Unlock()
+		}
+		return c, err
+	}
 	cl := NewClient(Config{Client: &http.Client{Transport: tr}})
 	res, err := cl.Stream(context.Background(), chatRequest(srv.URL))
 	if err != nil {
 		t.Fatalf("Stream over TLS: %v", err)
 	}
-	if res.Clock != ClockKernel {
-		t.Errorf("Clock over TLS = %v, want kernel", res.Clock)
+	if res.Clock != ClockKernel || res.Chunks != 2 {
+		t.Errorf("over TLS: Clock = %v, Chunks = %d; want kernel, 2", res.Clock, res.Chunks)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(conns) != 1 {
+		t.Fatalf("%d stamped connections, want 1 under the TLS one", len(conns))
+	}
+	if p := conns[0].peeks.Load(); p != 0 {
+		t.Errorf("%d precise reads under TLS, want 0", p)
+	}
+	if s, ok := stampOf(tls.Client(conns[0], &tls.Config{})).(tlsStamps); !ok || s.beginPrecise() != 0 {
+		t.Errorf("stampOf(tls.Conn) = %T, want tlsStamps that never start precise reads", s)
 	}
 }
 
@@ -193,7 +220,7 @@ func TestKernelStampsNotTCP(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	if c := withKernelStamps(a); c != a {
+	if c := withKernelStamps(a, newWatch()); c != a {
 		t.Fatalf("withKernelStamps(pipe) = %T, want the pipe unchanged", c)
 	}
 	if s := stampOf(a); s != nil {
@@ -208,7 +235,9 @@ func TestKernelStampsNotTCP(t *testing.T) {
 // fakeStamp is a stamper with a fixed stamp.
 type fakeStamp int64
 
-func (f fakeStamp) lastStamp() int64 { return int64(f) }
+func (f fakeStamp) lastStamp() int64   { return int64(f) }
+func (fakeStamp) beginPrecise() uint64 { return 0 }
+func (fakeStamp) endPrecise(uint64)    {}
 
 func TestReadTime(t *testing.T) {
 	now := time.Now()

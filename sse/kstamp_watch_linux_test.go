@@ -1,0 +1,405 @@
+package sse
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// readLog is one read of a recordConn: when it returned and what.
+type readLog struct {
+	at   time.Time
+	data []byte
+}
+
+// recordConn is a stamped connection whose reads start pause late (a reader waiting for the
+// CPU) and are logged.
+type recordConn struct {
+	*stampConn
+	pause time.Duration
+	mu    sync.Mutex
+	reads []readLog
+}
+
+func (c *recordConn) Read(p []byte) (int, error) {
+	time.Sleep(c.pause)
+	n, err := c.stampConn.Read(p)
+	c.mu.Lock()
+	c.reads = append(c.reads, readLog{at: time.Now(), data: append([]byte(nil), p[:n]...)})
+	c.mu.Unlock()
+	return n, err
+}
+
+// readOf is the time the read holding s returned and the number of reads before it.
+func (c *recordConn) readOf(s string) (time.Time, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, r := range c.reads {
+		if bytes.Contains(r.data, []byte(s)) {
+			return r.at, i
+		}
+	}
+	return time.Time{}, -1
+}
+
+func (c *recordConn) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.reads)
+}
+
+// lateTransport is the default transport whose connections to late's host read pause late;
+// dialed lists those connections.
+type lateTransport struct {
+	*http.Transport
+	mu     sync.Mutex
+	dialed []*recordConn
+}
+
+func newLateTransport(t *testing.T, late string, pause time.Duration, cfg TransportConfig) *lateTransport {
+	t.Helper()
+	lt := &lateTransport{Transport: NewTransport(cfg)}
+	t.Cleanup(lt.CloseIdleConnections)
+	inner := lt.DialContext
+	host := strings.TrimPrefix(late, "http://")
+	host = strings.TrimPrefix(host, "https://")
+	lt.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := inner(ctx, network, addr)
+		if err != nil || addr != host {
+			return c, err
+		}
+		sc, ok := c.(*stampConn)
+		if !ok {
+			return nil, fmt.Errorf("default transport dialed a %T, want *stampConn", c)
+		}
+		rc := &recordConn{stampConn: sc, pause: pause}
+		lt.mu.Lock()
+		lt.dialed = append(lt.dialed, rc)
+		lt.mu.Unlock()
+		return rc, nil
+	}
+	return lt
+}
+
+func (lt *lateTransport) conns() []*recordConn {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	return append([]*recordConn(nil), lt.dialed...)
+}
+
+// busyStream keeps another stream of tr reading (a comment every 300 µs) until the test
+// ends: the other users of a loaded worker, whose reads sweep the watch.
+func busyStream(t *testing.T, tr http.RoundTripper) {
+	t.Helper()
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		sseHeaders(w)
+		for r.Context().Err() == nil {
+			fmt.Fprint(w, ": tick\n\n")
+			flush(w)
+			time.Sleep(300 * time.Microsecond)
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		close(started)
+		if err != nil {
+			t.Errorf("busy stream: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	<-started
+}
+
+// stepServer writes parts[i] after waiting gaps[i], flushing each, and records when each
+// write started and ended.
+type stepServer struct {
+	mu            sync.Mutex
+	before, after []time.Time
+}
+
+func (s *stepServer) handler(parts []string, gaps []time.Duration) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sseHeaders(w)
+		flush(w)
+		for i, p := range parts {
+			time.Sleep(gaps[i])
+			b := time.Now()
+			fmt.Fprint(w, p)
+			flush(w)
+			a := time.Now()
+			s.mu.Lock()
+			s.before, s.after = append(s.before, b), append(s.after, a)
+			s.mu.Unlock()
+		}
+	}
+}
+
+func (s *stepServer) write(i int) (time.Time, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.before[i], s.after[i]
+}
+
+const (
+	tokenHi    = `data: {"event": "message", "answer": "Hi", "message_id": "m1"}` + "\n\n"
+	tokenThere = `data: {"event": "message", "answer": " there", "message_id": "m1"}` + "\n\n"
+	endMsg     = `data: {"event": "message_end", "message_id": "m1", "conversation_id": "c1", "metadata": {}}` + "\n\n"
+	stampSlack = 2 * time.Millisecond
+)
+
+// inWindow fails unless at lies within the server's write i (give or take stampSlack).
+func inWindow(t *testing.T, what string, at time.Time, s *stepServer, i int) {
+	t.Helper()
+	b, a := s.write(i)
+	if at.Before(b.Add(-stampSlack)) || at.After(a.Add(stampSlack)) {
+		t.Errorf("%s %v after the server's write %d started (it took %v); want within it", what, at.Sub(b), i, a.Sub(b))
+	}
+}
+
+// lateStream streams parts from a server through a transport whose reader is pause late
+// while busy readers sweep the watch; it checks the clock and that the read of mark came
+// after the server's write next had started (so the kernel had merged them).
+func lateStream(t *testing.T, parts []string, gaps []time.Duration, pause time.Duration, mark string, next int) (*Result, *stepServer) {
+	t.Helper()
+	var ss stepServer
+	srv := newServer(t, ss.handler(parts, gaps))
+	lt := newLateTransport(t, srv.URL, pause, TransportConfig{})
+	busyStream(t, lt)
+	cl := NewClient(Config{Client: &http.Client{Transport: lt}})
+	res, err := cl.Stream(context.Background(), chatRequest(srv.URL))
+	if err != nil {
+		t.Fatalf("Stream: %v", err)
+	}
+	if res.Clock != ClockKernel {
+		t.Fatalf("Clock = %v, want kernel", res.Clock)
+	}
+	at, _ := lt.conns()[0].readOf(mark)
+	if b, _ := ss.write(next); at.Before(b) {
+		t.Fatalf("the read of %q returned %v before write %d: the reader was not late enough to test anything", mark, b.Sub(at), next)
+	}
+	return res, &ss
+}
+
+// TestKernelStampsWatched: a reader late past the next segment (the kernel has merged them
+// under the later stamp) still times the first token at its own segment's arrival: the watch
+// saw it when it came, and the precise read ends at its event.
+func TestKernelStampsWatched(t *testing.T) {
+	parts := []string{"event: ping\n\n", tokenHi, tokenThere, endMsg}
+	gaps := []time.Duration{0, 30 * time.Millisecond, 5 * time.Millisecond, 5 * time.Millisecond}
+	res, ss := lateStream(t, parts, gaps, 25*time.Millisecond, `"Hi"`, 2)
+	inWindow(t, "FirstToken", res.FirstToken, ss, 1)
+	if res.Chunks != 2 {
+		t.Errorf("Chunks = %d, want 2", res.Chunks)
+	}
+}
+
+// TestKernelStampsSplitFraming: the blank line ending the first token comes in a segment
+// (and HTTP chunk) of its own; the token is timed at that segment, not the next event's.
+func TestKernelStampsSplitFraming(t *testing.T) {
+	parts := []string{"event: ping\n\n", strings.TrimSuffix(tokenHi, "\n"), "\n", tokenThere, endMsg}
+	gaps := []time.Duration{0, 30 * time.Millisecond, 4 * time.Millisecond, 8 * time.Millisecond, time.Millisecond}
+	res, ss := lateStream(t, parts, gaps, 30*time.Millisecond, `"Hi"`, 3)
+	inWindow(t, "FirstToken", res.FirstToken, ss, 2)
+}
+
+// TestKernelStampsLargeEvent: a first token larger than every read buffer is read in
+// several precise reads and timed at the arrival of its end.
+func TestKernelStampsLargeEvent(t *testing.T) {
+	big := `data: {"event": "message", "answer": "` + strings.Repeat("x", 20<<10) + `", "message_id": "m1"}` + "\n\n"
+	parts := []string{"event: ping\n\n", big, tokenThere, endMsg}
+	gaps := []time.Duration{0, 30 * time.Millisecond, 5 * time.Millisecond, time.Millisecond}
+	res, ss := lateStream(t, parts, gaps, 25*time.Millisecond, `" there"`, 3)
+	inWindow(t, "FirstToken", res.FirstToken, ss, 1)
+	if res.Chunks != 2 || res.BytesRead < 20<<10 {
+		t.Errorf("Chunks = %d, BytesRead = %d; want 2 and the whole event", res.Chunks, res.BytesRead)
+	}
+}
+
+// TestPreciseUntilFirstToken: reads peek (precise) until the first answer token, then are
+// one recvmsg each; the next request on the same connection is precise again.
+func TestPreciseUntilFirstToken(t *testing.T) {
+	parts := []string{"event: ping\n\n", tokenHi}
+	gaps := []time.Duration{0, 3 * time.Millisecond}
+	for range 8 {
+		parts, gaps = append(parts, tokenThere), append(gaps, 2*time.Millisecond)
+	}
+	parts, gaps = append(parts, endMsg), append(gaps, time.Millisecond)
+	var ss stepServer
+	srv := newServer(t, ss.handler(parts, gaps))
+	lt := newLateTransport(t, srv.URL, 0, TransportConfig{})
+	cl := NewClient(Config{Client: &http.Client{Transport: lt}})
+	var peeks []uint64
+	var reads int
+	for i := range 2 {
+		if _, err := cl.Stream(context.Background(), chatRequest(srv.URL)); err != nil {
+			t.Fatalf("Stream: %v", err)
+		}
+		conns := lt.conns()
+		if len(conns) != 1 {
+			t.Fatalf("%d connections dialed, want 1 reused", len(conns))
+		}
+		peeks = append(peeks, conns[0].peeks.Load())
+		if i == 0 {
+			reads = conns[0].count()
+		}
+	}
+	c := lt.conns()[0]
+	_, first := c.readOf(`"Hi"`)
+	if peeks[0] == 0 || peeks[0] > uint64(first+1) {
+		t.Errorf("first request: %d precise reads, want 1..%d (up to the first token's read)", peeks[0], first+1)
+	}
+	if plain := reads - int(peeks[0]); plain < 8 {
+		t.Errorf("first request: %d plain reads (%d reads, %d precise), want ≥ 8 after the first token", plain, reads, peeks[0])
+	}
+	if peeks[1] <= peeks[0] {
+		t.Errorf("second request on the reused connection: precise reads %d → %d, want more", peeks[0], peeks[1])
+	}
+	if c.obs.pending.Load() != 0 {
+		t.Errorf("watch still has %d connections after both requests", c.obs.pending.Load())
+	}
+}
+
+// TestPreciseReadFailures: a connection closed or reset while a request is precise (before
+// its first token) ends the stream with the usual failure, and leaves the watch.
+func TestPreciseReadFailures(t *testing.T) {
+	for _, reset := range []bool{false, true} {
+		h := resetAfter(t, "event: ping\n\n")
+		if !reset {
+			h = func(w http.ResponseWriter, r *http.Request) {
+				sseHeaders(w)
+				fmt.Fprint(w, "event: ping\n\n")
+				flush(w)
+				time.Sleep(50 * time.Millisecond)
+				if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+					_ = conn.Close()
+				}
+			}
+		}
+		srv := newServer(t, h)
+		lt := newLateTransport(t, srv.URL, 0, TransportConfig{})
+		cl := NewClient(Config{Client: &http.Client{Transport: lt}})
+		_, err := cl.Stream(context.Background(), chatRequest(srv.URL))
+		var se *StreamError
+		ok := errors.As(err, &se)
+		want := PhaseTruncated
+		if reset {
+			want = PhaseRead
+		}
+		if !ok || se.Phase != want {
+			t.Errorf("reset=%v: err = %v, want a %v StreamError", reset, err, want)
+		}
+		c := lt.conns()[0]
+		if c.peeks.Load() == 0 {
+			t.Errorf("reset=%v: no precise read", reset)
+		}
+		if n := c.obs.pending.Load(); n != 0 {
+			t.Errorf("reset=%v: watch still has %d connections", reset, n)
+		}
+	}
+}
+
+// TestKernelQueueMerges documents the kernel: two segments that queued up before the reader
+// came are one buffer with the later one's stamp, so even a read of exactly the first
+// segment's bytes gets the second's arrival. This is why the watch exists.
+func TestKernelQueueMerges(t *testing.T) {
+	ctx := context.Background()
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	sent := make(chan [2]time.Time, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			sent <- [2]time.Time{}
+			return
+		}
+		defer c.Close()
+		var at [2]time.Time
+		for i, s := range []string{"first\n\n", "second\n\n"} {
+			at[i] = time.Now()
+			_, _ = io.WriteString(c, s)
+			time.Sleep(20 * time.Millisecond)
+		}
+		sent <- at
+		time.Sleep(100 * time.Millisecond)
+	}()
+	nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, ok := withKernelStamps(nc, nil).(*stampConn)
+	if !ok {
+		t.Fatal("no stampConn")
+	}
+	defer sc.Close()
+	at := <-sent // both queued, the reader never came
+	beginP := sc.beginPrecise()
+	defer sc.endPrecise(beginP)
+	buf := make([]byte, 64)
+	n, err := sc.Read(buf)
+	if err != nil || string(buf[:n]) != "first\n\n" {
+		t.Fatalf("precise Read = %q, %v; want the first event only", buf[:n], err)
+	}
+	got := time.Unix(0, sc.lastStamp())
+	if d := got.Sub(at[1]); d < -stampSlack || d > stampSlack {
+		t.Errorf("stamp of the first segment's bytes is %v from the second's send (%v from the first's); want the second's: the kernel merged them",
+			d, got.Sub(at[0]))
+	}
+}
+
+// TestPreciseFromTheFirstRead: net/http's reader goroutine is already waiting in a read of
+// the connection when a request turns precise (a new connection's first response, and every
+// next one on a reused connection), yet that read is precise: the head, sent in one segment
+// with the first events, comes alone.
+func TestPreciseFromTheFirstRead(t *testing.T) {
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		sseHeaders(w)
+		fmt.Fprint(w, "event: ping\n\n"+tokenHi)
+		flush(w)
+		time.Sleep(3 * time.Millisecond)
+		fmt.Fprint(w, tokenThere+endMsg)
+	})
+	lt := newLateTransport(t, srv.URL, 0, TransportConfig{})
+	cl := NewClient(Config{Client: &http.Client{Transport: lt}})
+	for i := range 2 {
+		if _, err := cl.Stream(context.Background(), chatRequest(srv.URL)); err != nil {
+			t.Fatalf("Stream %d: %v", i, err)
+		}
+	}
+	c := lt.conns()[0]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	heads := 0
+	for _, r := range c.reads {
+		if bytes.HasPrefix(r.data, []byte("HTTP/1.1 200")) {
+			heads++
+			if bytes.Contains(r.data, []byte("ping")) {
+				t.Errorf("response head read with its first event: %q", r.data)
+			}
+		}
+	}
+	if heads != 2 {
+		t.Errorf("%d reads start a response head, want 2 (one connection, two requests)", heads)
+	}
+}
