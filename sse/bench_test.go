@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -73,7 +74,7 @@ func frameOwn() framer {
 		n := 0
 		for {
 			_, err := rd.next()
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				return n, nil
 			}
 			if err != nil {
@@ -93,7 +94,7 @@ func frameR3labs() framer {
 		n := 0
 		for {
 			msg, err := rd.ReadEvent()
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				return n, nil
 			}
 			if err != nil {

@@ -14,6 +14,8 @@ import (
 )
 
 // update rewrites testdata/*.golden from the current behaviour: go test ./sse/ -run Golden -update
+//
+//nolint:gochecknoglobals // a test flag (go test ./sse -run Golden -update), the testing package's idiom for goldens
 var update = flag.Bool("update", false, "rewrite testdata/*.golden files")
 
 // summarize renders what a transcript produced, without times (checked by checkOrder).

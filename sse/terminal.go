@@ -15,13 +15,8 @@ import (
 // encoding/json and keeps its exact behaviour (errors included) for those. Like jsonscan.Field
 // they take the first occurrence of a duplicated key (encoding/json takes the last).
 
-var (
-	idKeys    = []string{"conversation_id", "message_id", "task_id"}
-	meKeys    = []string{"conversation_id", "message_id", "task_id", "metadata"}
-	usageKeys = []string{"prompt_tokens", "completion_tokens", "total_tokens", "latency", "time_to_first_token"}
-	wfKeys    = []string{"conversation_id", "message_id", "task_id", "data", "workflow_run_id"}
-	wfDataKey = []string{"status"}
-)
+// The keys each decoder reads are literals at the call: they stay on the stack (jsonscan.Fields
+// does not keep them), so there is no table to share.
 
 func rawIDs(vals [][]byte) (conv, msg, task string, ok bool) {
 	var ok1, ok2, ok3 bool
@@ -42,7 +37,7 @@ func decodeMessageEnd(data []byte, me *wireMessageEnd) error {
 
 func fastMessageEnd(data []byte, me *wireMessageEnd) bool {
 	var vals [4][]byte
-	if !jsonscan.Fields(data, meKeys, vals[:]) {
+	if !jsonscan.Fields(data, []string{"conversation_id", "message_id", "task_id", "metadata"}, vals[:]) {
 		return false
 	}
 	var ok bool
@@ -71,7 +66,7 @@ func fastMessageEnd(data []byte, me *wireMessageEnd) bool {
 		return false
 	}
 	var uv [5][]byte
-	if !jsonscan.Fields(u, usageKeys, uv[:]) {
+	if !jsonscan.Fields(u, []string{"prompt_tokens", "completion_tokens", "total_tokens", "latency", "time_to_first_token"}, uv[:]) {
 		return false
 	}
 	w := &wireUsage{}
@@ -113,7 +108,7 @@ func decodeWorkflowFinished(data []byte, wf *wireWorkflowFinished) error {
 
 func fastWorkflowFinished(data []byte, wf *wireWorkflowFinished) bool {
 	var vals [5][]byte
-	if !jsonscan.Fields(data, wfKeys, vals[:]) {
+	if !jsonscan.Fields(data, []string{"conversation_id", "message_id", "task_id", "data", "workflow_run_id"}, vals[:]) {
 		return false
 	}
 	var ok bool
@@ -131,7 +126,7 @@ func fastWorkflowFinished(data []byte, wf *wireWorkflowFinished) bool {
 		return false
 	}
 	var dv [1][]byte
-	if !jsonscan.Fields(d, wfDataKey, dv[:]) {
+	if !jsonscan.Fields(d, []string{"status"}, dv[:]) {
 		return false
 	}
 	if wf.Data.Status, ok = jsonscan.String(dv[0]); !ok {
