@@ -86,7 +86,7 @@ def master_scale(b, kind, n, users, window, settle):
         b.http("POST", master.web + "/swarm", {"user_count": users, "spawn_rate": users, "host": b.mock_url})
         b.wait_until(f"{users} users on {n} workers",
                      lambda: json.loads(b.http("GET", master.web + "/stats/requests")).get("user_count", 0) >= users,
-                     60)
+                     60 + 2 * n)  # a big Python fleet on one core takes a while to start its users
         time.sleep(settle)
         http_reset = b.mock_url + "/_mock/reset"
         b.http("POST", http_reset)
