@@ -147,6 +147,14 @@
 // are gone stop. A spawn that asks for a class the worker does not have is
 // logged and reported once to the Exceptions tab (the master would otherwise
 // wait for users that never come); Worker.ReportException sends the
-// embedder's own entries. Frames may be up to 1 GiB (a workload inlines its
-// query datasets).
+// embedder's own entries.
+//
+// # Frame limits
+//
+// A frame from the master may be up to 16 MiB (protocol frames are a few KiB),
+// except the difyload_workload message, which inlines its query datasets and
+// may be up to 1 GiB (the master refuses more than 512 MiB of datasets). The
+// limit is chosen by the message type at the frame's head, before the rest is
+// decoded; a frame over its limit is logged with its type and size and
+// dropped, and the worker carries on.
 package worker

@@ -15,11 +15,17 @@ import (
 )
 
 // Limits for frames from the master. Protocol frames are a few KiB (a spawn
-// with parsed_options is ~2 KiB); a workload message inlines its query
-// datasets (10^6 rows ≈ 100 MiB), so frames may be large, but not deep.
+// with parsed_options is ~2 KiB), so anything over maxFrameSize is refused,
+// except the workload message: it inlines its query datasets (10^6 rows ≈
+// 100 MiB; the master refuses more than 512 MiB of them), so it may be up to
+// maxWorkloadFrameSize. Frames may be large, but never deep.
 const (
-	maxFrameSize  = 1 << 30
-	maxDecodeDeep = 32
+	maxFrameSize         = 16 << 20
+	maxWorkloadFrameSize = 1 << 30
+	maxDecodeDeep        = 32
+	// workloadMessageType is workload.MessageType (the worker does not import
+	// workload; a test checks that they agree).
+	workloadMessageType = "difyload_workload"
 )
 
 // message is one decoded protocol message: Locust's Message(type, data, node_id).
@@ -29,7 +35,10 @@ type message struct {
 	NodeID string
 }
 
-var errMalformed = errors.New("malformed message")
+var (
+	errMalformed     = errors.New("malformed message")
+	errFrameTooLarge = errors.New("frame too large")
+)
 
 // decodeMessage decodes one frame from the master. It never panics and
 // never allocates much more than the frame: the decoder is hand written
@@ -40,8 +49,8 @@ func decodeMessage(frame []byte) (message, error) {
 	if len(frame) == 0 {
 		return message{}, fmt.Errorf("%w: empty frame", errMalformed)
 	}
-	if len(frame) > maxFrameSize {
-		return message{}, fmt.Errorf("%w: frame of %d bytes", errMalformed, len(frame))
+	if err := checkFrameSize(frame); err != nil {
+		return message{}, fmt.Errorf("%w: %w", errMalformed, err)
 	}
 	d := mpDecoder{b: frame}
 	v, err := d.value(0)
@@ -71,6 +80,75 @@ func decodeMessage(frame []byte) (message, error) {
 		return message{}, fmt.Errorf("%w: node_id is %T, want str", errMalformed, arr[2])
 	}
 	return message{Type: typ, Data: arr[1], NodeID: node}, nil
+}
+
+// checkFrameSize refuses a frame over its message type's limit, reading only
+// the type at its head (a frame over maxFrameSize is never decoded further).
+func checkFrameSize(frame []byte) error {
+	if len(frame) <= maxFrameSize {
+		return nil
+	}
+	typ := frameType(frame)
+	if typ == workloadMessageType && len(frame) <= maxWorkloadFrameSize {
+		return nil
+	}
+	limit, what := maxFrameSize, "every message but "+workloadMessageType
+	if typ == workloadMessageType {
+		limit, what = maxWorkloadFrameSize, workloadMessageType
+	}
+	if typ == "" {
+		typ = "of no readable type"
+	} else {
+		typ = strconv.Quote(typ)
+	}
+	return fmt.Errorf("%w: a %s frame of %d bytes (%.1f MiB) is over the limit of %d MiB for %s",
+		errFrameTooLarge, typ, len(frame), float64(len(frame))/(1<<20), limit>>20, what)
+}
+
+// frameType is the type of the message at the head of frame (an array of 3
+// whose first element is a str), or "" if the frame does not start so.
+func frameType(frame []byte) string {
+	d := mpDecoder{b: frame}
+	p, err := d.need(1)
+	if err != nil {
+		return ""
+	}
+	var n uint64 = 3
+	switch p[0] {
+	case 0x93:
+	case 0xdc:
+		n, err = d.uint(2)
+	case 0xdd:
+		n, err = d.uint(4)
+	default:
+		return ""
+	}
+	if err != nil || n != 3 {
+		return ""
+	}
+	if p, err = d.need(1); err != nil {
+		return ""
+	}
+	c := p[0]
+	var size uint64
+	switch {
+	case c >= 0xa0 && c <= 0xbf:
+		size = uint64(c & 0x1f)
+	case c >= 0xd9 && c <= 0xdb:
+		if size, err = d.uint(1 << (c - 0xd9)); err != nil {
+			return ""
+		}
+	default:
+		return ""
+	}
+	if size > 255 || size > uint64(len(d.b)-d.off) { // a type name is short
+		return ""
+	}
+	typ, err := d.str(int(size))
+	if err != nil {
+		return ""
+	}
+	return typ
 }
 
 // mpDecoder decodes the msgpack subset Python's msgpack.dumps produces
