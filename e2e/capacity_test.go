@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/difyload/difyload/internal/locustbin"
 )
 
 // pythonFor is the interpreter of a Locust install (its launcher's #! line).
@@ -45,7 +47,7 @@ func pythonFor(t *testing.T, locust string) string {
 // refinement, unmeetable objectives, goodput SLOs, a worker leaving mid-step, a stop mid-way,
 // bad options) and the report's series and escaping (report_test.py).
 func TestCapacitySearchUnit(t *testing.T) {
-	argv := testEnv.locustCommand(t, "2.12.1")
+	argv := locustbin.Require(t, locustbin.V2_12)
 	py := pythonFor(t, argv[0])
 	cmd := exec.Command(py, "-m", "unittest", "-v", "capacity_search_test", "report_test")
 	cmd.Dir = filepath.Join(testEnv.root, "e2e", "testdata")
@@ -424,7 +426,7 @@ func TestCapacityWebUI(t *testing.T) {
 			waitForInfo(t, 60*time.Second, "a step in its hold phase", func() bool {
 				return get() && live.Capacity.Current != nil && live.Capacity.Current.Index >= 2 && live.Capacity.Current.Phase == "hold"
 			}, info)
-			leaving.stop(syscall.SIGTERM, 15*time.Second)
+			leaving.StopWith(syscall.SIGTERM, 15*time.Second)
 			waitForInfo(t, 60*time.Second, "the step with the fleet change to be discarded", func() bool {
 				if !get() {
 					return false
@@ -560,7 +562,7 @@ func TestCapacityEarlyEnd(t *testing.T) {
 			testEnv.startWorker(t, m)
 			if c.signal != 0 {
 				waitFor(t, 90*time.Second, "a finished step in the master's log", func() bool {
-					return strings.Contains(m.out.String(), "capacity search: step 1, 2 users:")
+					return strings.Contains(m.Output(), "capacity search: step 1, 2 users:")
 				})
 				m.signal(c.signal)
 			}

@@ -130,7 +130,7 @@ func TestDify113SilentSetupAndPause(t *testing.T) {
 				t.Errorf("POST row has %d failures: the 200s are not HTTP errors", fail)
 			}
 			// The worker's log points at the likely cause.
-			if log := w.out.String(); !strings.Contains(log, "check the app's required inputs") {
+			if log := w.Output(); !strings.Contains(log, "check the app's required inputs") {
 				t.Errorf("the worker logged no hint about required inputs:\n%s", tail(log, 20))
 			}
 		})

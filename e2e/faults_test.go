@@ -285,11 +285,11 @@ func TestFaultMatrix(t *testing.T) {
 
 				// The master quits: the worker flushes and exits 0.
 				w.waitReady(t, 30*time.Second, "faults-")
-				m.stop(syscall.SIGTERM, 20*time.Second)
+				m.StopWith(syscall.SIGTERM, 20*time.Second)
 				if code := wk.exitCode(t, 20*time.Second); code != 0 {
 					t.Errorf("worker exit code %d after the master quit, want 0", code)
 				}
-				if out := wk.out.String(); strings.Contains(out, "panic") || strings.Contains(out, "goroutine ") {
+				if out := wk.Output(); strings.Contains(out, "panic") || strings.Contains(out, "goroutine ") {
 					t.Errorf("worker output mentions a panic:\n%s", tail(out, 40))
 				}
 			})

@@ -27,22 +27,15 @@ import (
 // exitCode waits (bounded) for p and returns its exit code; -1 if it was killed by a signal.
 func (p *proc) exitCode(t *testing.T, limit time.Duration) int {
 	t.Helper()
-	p.wait(t, limit)
-	return p.cmd.ProcessState.ExitCode()
-}
-
-// exited reports whether p has ended.
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
+	code, err := p.Wait(limit)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return code
 }
 
 // signal sends sig to the process itself (not its group).
-func (p *proc) signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }
+func (p *proc) signal(sig syscall.Signal) { _ = p.Signal(sig) }
 
 // waitIdle waits until the mock has no request in flight, so its counts are final.
 func (m *mock) waitIdle(t *testing.T, limit time.Duration) {

@@ -37,13 +37,13 @@ func TestMasterQuit(t *testing.T) {
 				t.Errorf("worker exit code %d after the master's quit, want 0", code)
 			}
 			waitFor(t, 10*time.Second, "the staying worker to wait for a new master", func() bool {
-				return strings.Contains(stay.out.String(), "waiting for a new master")
+				return strings.Contains(stay.Output(), "waiting for a new master")
 			})
-			if stay.exited() {
-				t.Fatalf("the worker with --wait-for-new-master exited:\n%s", tail(stay.out.String(), 30))
+			if stay.Exited() {
+				t.Fatalf("the worker with --wait-for-new-master exited:\n%s", stay.Tail(30))
 			}
 			for _, name := range []string{"plain-worker", "staying-worker"} {
-				if !strings.Contains(m1.out.String(), name) {
+				if !strings.Contains(m1.Output(), name) {
 					t.Errorf("master log never mentions %s", name)
 				}
 			}
@@ -95,7 +95,7 @@ func TestMasterUnreachableAtStart(t *testing.T) {
 		"--connect-timeout", "7s", "--log-level", "info"})
 	code := p.exitCode(t, 60*time.Second)
 	took := time.Since(began)
-	out := p.out.String()
+	out := p.Output()
 	if code == 0 {
 		t.Errorf("exit code 0 without a master, want non-zero")
 	}
@@ -348,8 +348,8 @@ func TestMalformedMasterMessages(t *testing.T) {
 	// Still alive and talking: heartbeats continue, and it still wants an ack.
 	fm.until("heartbeat", 10*time.Second)
 	fm.until("client_ready", 15*time.Second)
-	if p.exited() {
-		t.Fatalf("the worker died on garbage:\n%s", tail(p.out.String(), 40))
+	if p.Exited() {
+		t.Fatalf("the worker died on garbage:\n%s", p.Tail(40))
 	}
 
 	fm.send("ack", map[string]any{"index": 0})
@@ -402,7 +402,7 @@ func TestMalformedMasterMessages(t *testing.T) {
 	if code := p.exitCode(t, 15*time.Second); code != 0 {
 		t.Errorf("worker exit code %d after quit, want 0", code)
 	}
-	out := p.out.String()
+	out := p.Output()
 	if !strings.Contains(out, "ignoring malformed frame from master") {
 		t.Errorf("the worker did not log the malformed frames:\n%s", tail(out, 40))
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/difyload/difyload/difymock"
+	"github.com/difyload/difyload/internal/locustbin"
 )
 
 // workloadKeys are the environment variables the e2e workloads name; the values are the
@@ -253,7 +254,7 @@ func TestWorkloadEveryAppType(t *testing.T) {
 			}
 			for _, kv := range workloadKeys {
 				key := strings.SplitN(kv, "=", 2)[1]
-				if strings.Contains(wk.out.String(), key) || strings.Contains(m.out.String(), key) {
+				if strings.Contains(wk.Output(), key) || strings.Contains(m.Output(), key) {
 					t.Errorf("a key appears in a log")
 				}
 			}
@@ -331,10 +332,10 @@ func TestWorkloadEditedBetweenStarts(t *testing.T) {
 			if got, _ := s.row("SSE", "Full Response a"); n == 0 || got != n {
 				t.Errorf("round 2: master Full Response a = %d, the mock's completion app served %d", got, n)
 			}
-			if wk.exited() {
+			if wk.Exited() {
 				t.Fatal("the worker exited")
 			}
-			if c := strings.Count(wk.out.String(), "workload from the master"); c != 2 {
+			if c := strings.Count(wk.Output(), "workload from the master"); c != 2 {
 				t.Errorf("the worker took %d workloads from the master, want 2", c)
 			}
 		})
@@ -347,7 +348,7 @@ func TestWorkloadMixedFleet(t *testing.T) {
 	e := testEnv
 	mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
 	m := e.workloadMaster(t, "latest", mk.URL, everyTypeWorkload)
-	argv := append(e.locustCommand(t, "latest"), "-f", filepath.Join(m.rel, "locustfile.py"), "--worker",
+	argv := append(locustbin.Require(t, locustbin.Latest), "-f", filepath.Join(m.rel, "locustfile.py"), "--worker",
 		"--master-host", "127.0.0.1", "--master-port", strconv.Itoa(m.port), "--dify-workload", filepath.Join(m.rel, "w.toml"))
 	start(t, "python worker", e.workDir, argv)
 	e.startWorker(t, m)
@@ -434,7 +435,7 @@ func TestRunWorkloadSameRows(t *testing.T) {
 		"-t", "4s", "--split-flows", "--csv", "run", "--print-every", "0", "--stop-timeout", "20s"}, workloadKeys...)
 	p.wait(t, 60*time.Second)
 	if code := p.exitCode(t, time.Second); code != 0 {
-		t.Fatalf("difyload run exited %d:\n%s", code, p.out.String())
+		t.Fatalf("difyload run exited %d:\n%s", code, p.Output())
 	}
 	tr := mk.fetchTruth(t, "?records=0")
 	var s uiStats
@@ -481,11 +482,11 @@ func TestWorkloadRefusedAtMasterStart(t *testing.T) {
 					files["questions.jsonl"] = tc.dataset
 				}
 				m := e.startMaster(t, masterOpts{version: version, headless: true, users: 1, rate: 1, runTime: "5s", expect: 1,
-					files: files, env: workloadKeys, extraArgs: []string{"--dify-workload", "{dir}/w.toml"}})
+					files: files, env: workloadKeys, noWait: true, extraArgs: []string{"--dify-workload", "{dir}/w.toml"}})
 				if code := m.exitCode(t, 60*time.Second); code == 0 {
-					t.Fatalf("the master started:\n%s", m.out.String())
+					t.Fatalf("the master started:\n%s", m.Output())
 				}
-				out := m.out.String()
+				out := m.Output()
 				if !strings.Contains(out, "workload "+m.rel+"/w.toml") || !strings.Contains(out, tc.want) || !strings.Contains(out, "fix:") {
 					t.Errorf("the master's message lacks the file, %q or the fix:\n%s", tc.want, out)
 				}
@@ -555,12 +556,12 @@ func TestWorkerRefusesWorkloadItCannotRun(t *testing.T) {
 			}
 			w.stop(t)
 			w.waitOneReady(t)
-			if !strings.Contains(wk.out.String(), "refusing the master's workload") {
+			if !strings.Contains(wk.Output(), "refusing the master's workload") {
 				t.Error("the worker's log does not say it refused the workload")
 			}
 			for _, kv := range workloadKeys {
 				key := strings.SplitN(kv, "=", 2)[1]
-				if strings.Contains(all, key) || strings.Contains(wk.out.String(), key) {
+				if strings.Contains(all, key) || strings.Contains(wk.Output(), key) {
 					t.Error("a key reached the Exceptions tab or the worker's log")
 				}
 			}
@@ -617,7 +618,7 @@ func TestWorkloadLargeDataset(t *testing.T) {
 	if got, _ := s.row("SSE", "Full Response a"); n == 0 || got != n {
 		t.Errorf("master Full Response a = %d, the mock served %d", got, n)
 	}
-	if !strings.Contains(wk.out.String(), "workload from the master") {
+	if !strings.Contains(wk.Output(), "workload from the master") {
 		t.Error("the worker did not take the workload")
 	}
 }
