@@ -3,7 +3,8 @@
 // runs any runner.UserClass (the Dify users of tasks/ in difyload) on a
 // runner.Scheduler. It owns only the Locust protocol, in files grouped by
 // direction: message.go (states and message types), inbound.go (decoding and
-// parsing what the master sends), outbound.go (building what the worker
+// parsing what the master sends; framesize.go its size limits per message
+// type), outbound.go (building what the worker
 // sends), worker.go (the loop and its states) and the transport
 // (transport*.go, zmqwait*.go). The users' life cycle is runner's, which
 // `difyload run` uses without this package. The protocol facts it relies on

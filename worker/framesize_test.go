@@ -141,9 +141,7 @@ func TestOversizedFramesOverTheTransport(t *testing.T) {
 		h.push(typeSpawn, spawnData(5, map[string]int{"ChatUser": 1}, nil, nil))
 		h.expect(typeSpawning, time.Second)
 		h.expect(typeSpawningComplete, time.Second)
-		if err := h.stop(); err != nil {
-			t.Fatal(err)
-		}
+		h.mustStop()
 		mu.Lock()
 		defer mu.Unlock()
 		if got[workloadMessageType] != len(huge) {
