@@ -130,31 +130,7 @@ func runRound(t *testing.T, w web, users int, d time.Duration, workers int) uiSt
 	})
 	time.Sleep(d)
 	w.stop(t)
-	waitFor(t, 60*time.Second, "every worker ready again after stop", func() bool {
-		s, ok := w.stats(t)
-		if !ok || s.State != "stopped" || len(s.Workers) != workers {
-			return false
-		}
-		for _, wk := range s.Workers {
-			if wk.State != "ready" {
-				return false
-			}
-		}
-		return true
-	})
-	var last uiStats
-	stable := 0
-	waitFor(t, 20*time.Second, "the master's totals to settle", func() bool {
-		s, _ := w.stats(t)
-		if fmt.Sprint(s.Stats) == fmt.Sprint(last.Stats) {
-			stable++
-		} else {
-			stable = 0
-		}
-		last = s
-		return stable >= 8
-	})
-	return last
+	return runRoundSettle(t, w, workers)
 }
 
 // checkPerApp compares the master's rows with the mock's per-app truth (minus before).
