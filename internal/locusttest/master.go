@@ -106,7 +106,7 @@ func StartMaster(ctx context.Context, o MasterOptions) (*Master, error) {
 	m := &Master{Version: o.Version, Dir: dir, Port: o.Port, WebPort: o.WebPort}
 	for _, p := range []*int{&m.Port, &m.WebPort} {
 		if *p == 0 {
-			if *p, err = freePort(); err != nil {
+			if *p, err = freePort(ctx); err != nil {
 				return nil, err
 			}
 		}
@@ -164,13 +164,7 @@ func StartMasterT(t testing.TB, o MasterOptions) *Master {
 		cancel()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		m.Stop()
-		cancel()
-		if t.Failed() {
-			t.Logf("--- last %d lines of %s:\n%s", m.opts.LogLines, m.Name(), m.Tail(m.opts.LogLines))
-		}
-	})
+	stopAtCleanup(t, m.Proc, cancel)
 	return m
 }
 
@@ -193,7 +187,7 @@ func writeFiles(dir string, o MasterOptions) error {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil { //nolint:gosec // a locustfile the master reads
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 			return err
 		}
 	}
@@ -270,5 +264,7 @@ func waitListening(ctx context.Context, p *Proc, addrs []string, timeout time.Du
 // unmountChroot removes scripts/locust-latest.sh's bind mount of dir (best
 // effort: there is none if the master never started).
 func unmountChroot(dir string) {
-	_ = exec.Command("umount", "-l", filepath.Join(locustbin.ChrootRoot(), dir)).Run()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = exec.CommandContext(ctx, "umount", "-l", filepath.Join(locustbin.ChrootRoot(), dir)).Run()
 }

@@ -20,7 +20,8 @@ func TestStartMasterT(t *testing.T) {
 		t.Run(v, func(t *testing.T) {
 			m := StartMasterT(t, MasterOptions{Version: v, LogLevel: "DEBUG"})
 			// Listening already: the web UI answers without a retry.
-			resp, err := http.Get(m.WebURL() + "/stats/requests")
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, m.WebURL()+"/stats/requests", nil)
+			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatalf("web UI: %v", err)
 			}
@@ -65,7 +66,7 @@ func TestStartMasterReportsAFailedStart(t *testing.T) {
 func TestStartMasterStopsAMasterThatNeverListens(t *testing.T) {
 	requireProc(t)
 	fake := filepath.Join(t.TempDir(), "locust")
-	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho \"fake master pid=$$\"\nexec sleep 300\n"), 0o755); err != nil { //nolint:gosec // an executable script
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho \"fake master pid=$$\"\nexec sleep 300\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("DIFYLOAD_LOCUST_2_12", fake)

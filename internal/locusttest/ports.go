@@ -3,6 +3,7 @@ package locusttest
 // Free loopback ports and the CSV files a master writes.
 
 import (
+	"context"
 	"encoding/csv"
 	"fmt"
 	"net"
@@ -13,15 +14,16 @@ import (
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	p, err := freePort()
+	p, err := freePort(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(ctx context.Context) (int, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("a free port: %w", err)
 	}

@@ -60,13 +60,18 @@ type Proc struct {
 }
 
 // Start starts the process. When ctx ends before the process does, the
-// process is stopped (Stop). Every goroutine Start makes ends with the process.
+// process is stopped like Stop does. Every goroutine Start makes ends with the
+// process.
 func Start(ctx context.Context, o ProcOptions) (*Proc, error) {
 	o = o.withDefaults()
 	if len(o.Argv) == 0 {
 		return nil, errors.New("locusttest: ProcOptions.Argv is empty")
 	}
-	cmd := exec.Command(o.Argv[0], o.Argv[1:]...)
+	cmd := exec.CommandContext(ctx, o.Argv[0], o.Argv[1:]...)
+	// When ctx ends: StopSignal to the group, SIGKILL after the grace period
+	// (and the rest of the group with the leader, below).
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, o.StopSignal) }
+	cmd.WaitDelay = o.Grace
 	cmd.Dir = o.Dir
 	cmd.Env = append(os.Environ(), o.Env...)
 	cmd.SysProcAttr = sysProcAttr()
@@ -104,15 +109,6 @@ func Start(ctx context.Context, o ProcOptions) (*Proc, error) {
 		<-copied
 		close(p.done)
 	}()
-	if ctx.Done() != nil {
-		go func() {
-			select {
-			case <-ctx.Done():
-				p.Stop()
-			case <-p.done:
-			}
-		}()
-	}
 	return p, nil
 }
 
@@ -127,6 +123,13 @@ func StartT(t testing.TB, o ProcOptions) *Proc {
 		cancel()
 		t.Fatal(err)
 	}
+	stopAtCleanup(t, p, cancel)
+	return p
+}
+
+// stopAtCleanup stops p when t ends, then calls cancel, and logs the tail of
+// p's output if t failed.
+func stopAtCleanup(t testing.TB, p *Proc, cancel context.CancelFunc) {
 	t.Cleanup(func() {
 		p.Stop()
 		cancel()
@@ -134,7 +137,6 @@ func StartT(t testing.TB, o ProcOptions) *Proc {
 			t.Logf("--- last %d lines of %s:\n%s", p.opts.LogLines, p.opts.Name, p.Tail(p.opts.LogLines))
 		}
 	})
-	return p
 }
 
 // testContext ends a little before t's deadline (go test -timeout), so that

@@ -106,18 +106,32 @@ func TestLeftoversDieWithTheLeader(t *testing.T) {
 }
 
 func TestContextEndStops(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	p, err := Start(ctx, ProcOptions{Argv: []string{"sleep", "300"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Kill()
-	cancel()
-	if _, err := p.Wait(5 * time.Second); err != nil {
-		t.Fatalf("after the context ended: %v", err)
-	}
-	if _, err := p.Wait(0); err != nil {
-		t.Fatal(err)
+	requireProc(t)
+	for _, tc := range []struct {
+		name, script string
+		code         int
+	}{
+		{"on the stop signal", `trap "exit 4" TERM; echo $$; while :; do sleep 0.05; done`, 4},
+		{"with SIGKILL after the grace", `trap "" TERM; sleep 300 & echo $!; wait`, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			p, err := Start(ctx, ProcOptions{Argv: []string{"sh", "-c", tc.script}, Grace: 300 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Kill()
+			pid := firstInt(t, p)
+			cancel()
+			code, err := p.Wait(5 * time.Second)
+			if err != nil {
+				t.Fatalf("after the context ended: %v", err)
+			}
+			if code != tc.code {
+				t.Errorf("exit code %d, want %d", code, tc.code)
+			}
+			waitDead(t, pid, 2*time.Second)
+		})
 	}
 }
 
@@ -145,14 +159,14 @@ func TestNothingLeftWhenTheTestBinaryDies(t *testing.T) {
 	if os.Getenv("LOCUSTTEST_ORPHAN_HELPER") == "1" {
 		p, err := Start(context.Background(), ProcOptions{Argv: []string{"sleep", "300"}})
 		if err != nil {
-			fmt.Println("error", err)
+			os.Stdout.WriteString("error " + err.Error() + "\n")
 			os.Exit(1)
 		}
-		fmt.Println(p.PID())
+		os.Stdout.WriteString(strconv.Itoa(p.PID()) + "\n")
 		os.Exit(2) // no cleanup runs
 	}
 	requireProc(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestNothingLeftWhenTheTestBinaryDies$")
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestNothingLeftWhenTheTestBinaryDies$")
 	cmd.Env = append(os.Environ(), "LOCUSTTEST_ORPHAN_HELPER=1")
 	out, _ := cmd.Output()
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
@@ -163,7 +177,7 @@ func TestNothingLeftWhenTheTestBinaryDies(t *testing.T) {
 	if err != nil {
 		t.Fatalf("helper printed %q", out)
 	}
-	defer syscall.Kill(pid, syscall.SIGKILL) //nolint:errcheck // only if the test fails
+	defer func() { _ = syscall.Kill(pid, syscall.SIGKILL) }() // only if the test fails
 	waitDead(t, pid, 5*time.Second)
 }
 
