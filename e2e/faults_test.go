@@ -188,7 +188,7 @@ func TestFaultMatrix(t *testing.T) {
 		{name: "low", users: 4, wait: "0.01-0.03", run: 15 * time.Second, prob: 0.035, proxy: true, ttft: "20ms", tokDel: "2ms", retrLatency: "5ms"},
 		{name: "high", users: 200, wait: "0", run: 8 * time.Second, prob: 0.02, ttft: "60ms", tokDel: "5ms", retrLatency: "30ms"},
 	}
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		for _, lv := range levels {
 			t.Run(version+"/"+lv.name, func(t *testing.T) {
 				e := testEnv

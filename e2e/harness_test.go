@@ -41,16 +41,18 @@ func newEnv() (*env, error) {
 		return nil, err
 	}
 	bin := filepath.Join(work, fmt.Sprintf("difyload-%d", os.Getpid()))
-	cmd := exec.Command("go", "build", "-tags", "goczmq", "-o", bin, "./cmd/difyload")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "goczmq", "-o", bin, "./cmd/difyload")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build difyload: %v\n%s", err, out)
+		return nil, fmt.Errorf("build difyload: %w\n%s", err, out)
 	}
 	return &env{root: root, binary: bin, workDir: work}, nil
 }
 
 // masterVersions are the masters every protocol test runs against.
-var masterVersions = []string{locustbin.V2_12, locustbin.Latest}
+func masterVersions() []string { return []string{locustbin.V2_12, locustbin.Latest} }
 
 // proc is a process a test started (internal/locusttest): stopped at cleanup,
 // its output logged if the test failed.
@@ -104,7 +106,7 @@ func (e *env) startMock(t *testing.T, args ...string) *mock {
 	p := start(t, "mock", e.workDir, append([]string{e.binary, "mock", "--addr", addr}, args...))
 	m := &mock{proc: p, URL: "http://" + addr}
 	waitFor(t, 10*time.Second, "the mock to listen", func() bool {
-		resp, err := http.Get(m.URL + "/_mock/stats?records=0")
+		resp, err := locusttest.Get(m.URL + "/_mock/stats?records=0")
 		if err != nil {
 			return false
 		}
@@ -128,7 +130,7 @@ func (m *mock) truthRecords(t *testing.T) []difymock.Record {
 
 func (m *mock) fetchTruth(t *testing.T, query string) difymock.Truth {
 	t.Helper()
-	resp, err := http.Get(m.URL + "/_mock/stats" + query)
+	resp, err := locusttest.Get(m.URL + "/_mock/stats" + query)
 	if err != nil {
 		t.Fatalf("mock stats: %v", err)
 	}
@@ -285,7 +287,7 @@ func (w web) swarm(t *testing.T, users int, rate float64, host string) {
 	if host != "" {
 		form.Set("host", host)
 	}
-	resp, err := http.PostForm(w.base+"/swarm", form)
+	resp, err := locusttest.PostForm(w.base+"/swarm", form)
 	if err != nil {
 		t.Fatalf("POST /swarm: %v", err)
 	}
@@ -298,7 +300,7 @@ func (w web) swarm(t *testing.T, users int, rate float64, host string) {
 
 func (w web) stop(t *testing.T) {
 	t.Helper()
-	resp, err := http.Get(w.base + "/stop")
+	resp, err := locusttest.Get(w.base + "/stop")
 	if err != nil {
 		t.Fatalf("GET /stop: %v", err)
 	}

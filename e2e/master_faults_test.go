@@ -24,7 +24,7 @@ import (
 // --wait-for-new-master flushes and exits 0; one with it stays, re-registers with the next
 // master on the same port (same process), runs its users, and exits 0 on SIGTERM.
 func TestMasterQuit(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "3", "--retrieval-latency", "5ms")

@@ -59,7 +59,7 @@ func servedByMock(t *testing.T, mk *mock) (total int64) {
 // tab come from the same entry) counts the requests the mock served, failures included once
 // per failed request, on both masters.
 func TestParityAggregatedHeadless(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t, "--ttft", "40ms", "--token-delay", "5ms", "--tokens", "6",
@@ -154,7 +154,7 @@ func TestParityAggregatedMixedFleet(t *testing.T) {
 // logs message. A master running some other locustfile never logs "Unknown message type"
 // for the worker's difyload_llm, while the project's locustfile still gets it (LLM tab).
 func TestParityLogsAndCustomMessages(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		for _, foreign := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/foreign-locustfile=%v", version, foreign), func(t *testing.T) {
 				e := testEnv
@@ -274,7 +274,7 @@ func (p *countingProxy) resetAll() {
 // restarted master still gets a fresh client_ready within 10 s: TestMasterQuit here and
 // worker.TestIntegrationMasterRestart, for both masters.)
 func TestParityStallAndTCPReset(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			// Streams of about 1.2 s, so some are always in flight during the disruptions.
@@ -342,7 +342,7 @@ func TestParityStallAndTCPReset(t *testing.T) {
 // interval), finishes and is counted: users still finishing count as running, so the
 // master waits for them before it quits.
 func TestParityStopThenQuit(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t, "--ttft", "100ms", "--token-delay", "100ms", "--tokens", "45") // 4.6 s streams
@@ -370,7 +370,7 @@ var masterLogTime = regexp.MustCompile(`(?m)^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\
 // finished after the reset: the worker drops what the ramp-up recorded and had not yet
 // reported (at each spawn; 2.29+ also at the spawning_complete broadcast).
 func TestParityResetStats(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t, "--retrieval-latency", "10ms")
@@ -422,7 +422,7 @@ func TestParityResetStats(t *testing.T) {
 // Point 6: Locust's flags: -L with Locust's level names, --logfile, user class names as
 // arguments. The worker runs only the named class; the log goes to the file only.
 func TestParityLocustFlags(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
@@ -522,7 +522,7 @@ func procCPU(t *testing.T, pid int) time.Duration {
 // carry "-w0-" and "-w1-". Only ChatUser runs (retrievals carry no Dify user), so both
 // workers get chat users.
 func TestParityWorkerIndex(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")

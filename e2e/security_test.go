@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/difyload/difyload/internal/locusttest"
 )
 
 // Distinctive keys whose secret parts must never appear in any output.
@@ -120,7 +122,7 @@ func TestKeysNeverShown(t *testing.T) {
 	// What the master serves about the test.
 	blobs := map[string]string{}
 	for _, path := range []string{"/stats/requests", "/exceptions", "/llm/stats", "/stats/requests/csv", "/stats/failures/csv", "/stats/report", "/llm/stats/csv"} {
-		resp, err := http.Get(w.base + path)
+		resp, err := locusttest.Get(w.base + path)
 		if err != nil {
 			t.Errorf("GET %s: %v", path, err)
 			continue

@@ -18,7 +18,7 @@ import (
 // drops both workers from its list.
 func TestWorkerSignals(t *testing.T) {
 	const grace = time.Second
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			// Streams of about 3 s started 0.5 s apart, so that at the signal every user is

@@ -5,7 +5,6 @@ package e2e
 import (
 	"fmt"
 	"html"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,17 +15,20 @@ import (
 
 	"github.com/difyload/difyload/difymock"
 	"github.com/difyload/difyload/internal/locustbin"
+	"github.com/difyload/difyload/internal/locusttest"
 )
 
 // workloadKeys are the environment variables the e2e workloads name; the values are the
 // mock's keys. The master resolves them and sends them to the workers.
-var workloadKeys = []string{
-	"E2E_FLOW_KEY=" + difymock.SimpleChatKey,
-	"E2E_CHAT_KEY=" + difymock.ChatAppKey,
-	"E2E_AGENT_KEY=" + difymock.AgentChatKey,
-	"E2E_COMPLETION_KEY=" + difymock.CompletionAppKey,
-	"E2E_WORKFLOW_KEY=" + difymock.WorkflowAppKey,
-	"E2E_KB_KEY=" + difymock.DatasetKey,
+func workloadKeys() []string {
+	return []string{
+		"E2E_FLOW_KEY=" + difymock.SimpleChatKey,
+		"E2E_CHAT_KEY=" + difymock.ChatAppKey,
+		"E2E_AGENT_KEY=" + difymock.AgentChatKey,
+		"E2E_COMPLETION_KEY=" + difymock.CompletionAppKey,
+		"E2E_WORKFLOW_KEY=" + difymock.WorkflowAppKey,
+		"E2E_KB_KEY=" + difymock.DatasetKey,
+	}
 }
 
 // everyTypeWorkload has one app of each type (the chat app holds 3-turn conversations), a
@@ -101,12 +103,14 @@ const questionsJSONL = `{"query": "How do I reset my password?", "dept": "IT"}
 
 // workloadApps maps the workload's apps to the mock's app names and POST rows (with
 // --dify-split-flows: the three apps sharing /v1/chat-messages get a row each).
-var workloadApps = []struct{ name, mock, post string }{
-	{"flow", "simple_chatflow", "/v1/chat-messages flow"},
-	{"talk", "chat", "/v1/chat-messages talk"},
-	{"agent", "agent", "/v1/chat-messages agent"},
-	{"write", "completion", "/v1/completion-messages"},
-	{"wf", "workflow", "/v1/workflows/run"},
+func workloadApps() []struct{ name, mock, post string } {
+	return []struct{ name, mock, post string }{
+		{"flow", "simple_chatflow", "/v1/chat-messages flow"},
+		{"talk", "chat", "/v1/chat-messages talk"},
+		{"agent", "agent", "/v1/chat-messages agent"},
+		{"write", "completion", "/v1/completion-messages"},
+		{"wf", "workflow", "/v1/workflows/run"},
+	}
 }
 
 // workloadMaster starts a web-UI master with src as its --dify-workload (and the e2e
@@ -115,7 +119,7 @@ func (e *env) workloadMaster(t *testing.T, version, host, src string, extra ...s
 	t.Helper()
 	return e.startMaster(t, masterOpts{version: version, host: host, stopTO: 5,
 		files:     map[string]string{"w.toml": src, "questions.jsonl": questionsJSONL},
-		env:       workloadKeys,
+		env:       workloadKeys(),
 		extraArgs: append([]string{"--dify-workload", "{dir}/w.toml", "--dify-split-flows"}, extra...)})
 }
 
@@ -137,7 +141,7 @@ func runRound(t *testing.T, w web, users int, d time.Duration, workers int) uiSt
 func checkPerApp(t *testing.T, s uiStats, tr, before difymock.Truth, wantZero map[string]bool) {
 	t.Helper()
 	posts := map[string]int64{}
-	for _, a := range workloadApps {
+	for _, a := range workloadApps() {
 		n := tr.Apps[a.mock].Requests - before.Apps[a.mock].Requests
 		posts[a.post] += n
 		if wantZero[a.name] {
@@ -196,7 +200,7 @@ func checkConversations(t *testing.T, tr difymock.Truth, seen map[string]bool) {
 // master's rows per app equal the mock's per-app counts exactly, and every 3-turn
 // conversation reused its conversation_id exactly twice.
 func TestWorkloadEveryAppType(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
@@ -228,7 +232,7 @@ func TestWorkloadEveryAppType(t *testing.T) {
 			if f := tr.Apps["workflow"].Files; f == 0 || f != tr.Apps["workflow"].Requests {
 				t.Errorf("the workflow's files reached the mock %d times in %d requests", f, tr.Apps["workflow"].Requests)
 			}
-			for _, kv := range workloadKeys {
+			for _, kv := range workloadKeys() {
 				key := strings.SplitN(kv, "=", 2)[1]
 				if strings.Contains(wk.Output(), key) || strings.Contains(m.Output(), key) {
 					t.Errorf("a key appears in a log")
@@ -240,7 +244,7 @@ func TestWorkloadEveryAppType(t *testing.T) {
 
 // TestWorkloadTagsOnMaster: --tags on the master selects the tasks Go workers run.
 func TestWorkloadTagsOnMaster(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
@@ -283,7 +287,7 @@ tasks = [{ app = "a" }]
 // TestWorkloadEditedBetweenStarts: the workload file changes between two web-UI starts;
 // the same Go worker process (no restart, no copy of the file) runs the new one.
 func TestWorkloadEditedBetweenStarts(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4")
@@ -359,7 +363,7 @@ func TestWorkloadMixedFleet(t *testing.T) {
 // expectedRows are the rows of everyTypeWorkload with --dify-split-flows.
 func expectedRows() []string {
 	rows := []string{"POST /v1/datasets/[id]/retrieve"}
-	for _, a := range workloadApps {
+	for _, a := range workloadApps() {
 		rows = append(rows, "POST "+a.post, "SSE TTFB "+a.name, "SSE Full Response "+a.name)
 	}
 	sort.Strings(rows)
@@ -408,7 +412,7 @@ func TestRunWorkloadSameRows(t *testing.T) {
 		}
 	}
 	p := start(t, "difyload run", dir, []string{e.binary, "run", "--workload", "w.toml", "--host", mk.URL, "-u", "6", "-r", "6",
-		"-t", "4s", "--split-flows", "--csv", "run", "--print-every", "0", "--stop-timeout", "20s"}, workloadKeys...)
+		"-t", "4s", "--split-flows", "--csv", "run", "--print-every", "0", "--stop-timeout", "20s"}, workloadKeys()...)
 	p.wait(t, 60*time.Second)
 	if code := p.exitCode(t, time.Second); code != 0 {
 		t.Fatalf("difyload run exited %d:\n%s", code, p.Output())
@@ -449,7 +453,7 @@ func TestWorkloadRefusedAtMasterStart(t *testing.T) {
 		{"dataset row without a query", strings.Replace(editedBefore, `queries = ["before"]`, `dataset = "questions.jsonl"`, 1),
 			"{\"query\": \"ok\"}\n{\"dept\": \"IT\"}\n", `apps[0].dataset (questions.jsonl line 2): row has no query`},
 	}
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		for _, tc := range bad {
 			t.Run(version+"/"+tc.name, func(t *testing.T) {
 				e := testEnv
@@ -458,7 +462,7 @@ func TestWorkloadRefusedAtMasterStart(t *testing.T) {
 					files["questions.jsonl"] = tc.dataset
 				}
 				m := e.startMaster(t, masterOpts{version: version, headless: true, users: 1, rate: 1, runTime: "5s", expect: 1,
-					files: files, env: workloadKeys, noWait: true, extraArgs: []string{"--dify-workload", "{dir}/w.toml"}})
+					files: files, env: workloadKeys(), noWait: true, extraArgs: []string{"--dify-workload", "{dir}/w.toml"}})
 				if code := m.exitCode(t, 60*time.Second); code == 0 {
 					t.Fatalf("the master started:\n%s", m.Output())
 				}
@@ -466,7 +470,7 @@ func TestWorkloadRefusedAtMasterStart(t *testing.T) {
 				if !strings.Contains(out, "workload "+m.rel+"/w.toml") || !strings.Contains(out, tc.want) || !strings.Contains(out, "fix:") {
 					t.Errorf("the master's message lacks the file, %q or the fix:\n%s", tc.want, out)
 				}
-				for _, kv := range workloadKeys {
+				for _, kv := range workloadKeys() {
 					if strings.Contains(out, strings.SplitN(kv, "=", 2)[1]) {
 						t.Error("a key is in the master's output")
 					}
@@ -480,7 +484,7 @@ func TestWorkloadRefusedAtMasterStart(t *testing.T) {
 // Go worker does not ("voice"): the worker says so in the Exceptions tab and its log, runs
 // nothing rather than something different, and stays connected.
 func TestWorkerRefusesWorkloadItCannotRun(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t)
@@ -496,7 +500,7 @@ func TestWorkerRefusesWorkloadItCannotRun(t *testing.T) {
 			src := strings.Replace(editedBefore, `"chatflow"`, `"voice"`, 1)
 			m := e.startMaster(t, masterOpts{version: version, host: mk.URL, stopTO: 5,
 				files: map[string]string{"w.toml": src, "difyload_workload.py": newer},
-				env:   workloadKeys, extraArgs: []string{"--dify-workload", "{dir}/w.toml"}})
+				env:   workloadKeys(), extraArgs: []string{"--dify-workload", "{dir}/w.toml"}})
 			wk := e.startWorker(t, m)
 			w := m.web()
 			w.waitOneReady(t)
@@ -535,7 +539,7 @@ func TestWorkerRefusesWorkloadItCannotRun(t *testing.T) {
 			if !strings.Contains(wk.Output(), "refusing the master's workload") {
 				t.Error("the worker's log does not say it refused the workload")
 			}
-			for _, kv := range workloadKeys {
+			for _, kv := range workloadKeys() {
 				key := strings.SplitN(kv, "=", 2)[1]
 				if strings.Contains(all, key) || strings.Contains(wk.Output(), key) {
 					t.Error("a key reached the Exceptions tab or the worker's log")
@@ -560,7 +564,7 @@ func TestUpdateUserClassReachesGoWorkers(t *testing.T) {
 		tasks []string
 	}{{"Maker", []string{"write"}}, {"Chatter", []string{"kb"}}} {
 		body := fmt.Sprintf(`{"user_class_name": %q, "host": %q, "weight": 1, "fixed_count": 0, "tasks": [%q]}`, cls.name, mk.URL, cls.tasks[0])
-		resp, err := http.Post(w.base+"/user", "application/json", strings.NewReader(body))
+		resp, err := locusttest.Post(w.base+"/user", "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -585,7 +589,7 @@ func TestWorkloadLargeDataset(t *testing.T) {
 	src := strings.Replace(editedBefore, `queries = ["before"]`, `dataset = "big.jsonl"`+"\npick = \"random\"", 1)
 	m := e.startMaster(t, masterOpts{version: "2.12.1", host: mk.URL, stopTO: 5,
 		files: map[string]string{"w.toml": src, "big.jsonl": rows.String()},
-		env:   workloadKeys, extraArgs: []string{"--dify-workload", "{dir}/w.toml", "--dify-split-flows"}})
+		env:   workloadKeys(), extraArgs: []string{"--dify-workload", "{dir}/w.toml", "--dify-split-flows"}})
 	wk := e.startWorker(t, m)
 	w := m.web()
 	w.waitOneReady(t)
@@ -620,14 +624,14 @@ func TestWorkloadClassesInLoadTestShape(t *testing.T) {
 	mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
 	m := e.startMaster(t, masterOpts{version: "latest", host: mk.URL, stopTO: 5,
 		files: map[string]string{"w.toml": everyTypeWorkload, "questions.jsonl": questionsJSONL, "shaped.py": shapeLocustfile},
-		env:   workloadKeys,
+		env:   workloadKeys(),
 		extraArgs: []string{"-f", "{dir}/shaped.py", "--headless", "--expect-workers", "1",
 			"--dify-workload", "{dir}/w.toml", "--dify-split-flows"}})
 	e.startWorker(t, m)
 	m.wait(t, 90*time.Second)
 	rows := csvRows(t, filepath.Join(m.dir, "run_stats.csv"))
 	tr := mk.truth(t)
-	for _, a := range workloadApps {
+	for _, a := range workloadApps() {
 		n := tr.Apps[a.mock].Requests
 		maker := a.name == "agent" || a.name == "write" || a.name == "wf"
 		if maker != (n > 0) {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"html"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -29,7 +28,7 @@ type masterException struct {
 
 func getExceptions(t *testing.T, base string) []masterException {
 	t.Helper()
-	resp, err := http.Get(base + "/exceptions")
+	resp, err := locusttest.Get(base + "/exceptions")
 	if err != nil {
 		t.Fatalf("GET /exceptions: %v", err)
 	}

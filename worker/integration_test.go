@@ -47,8 +47,6 @@ class RetrieveUser(User):
         raise RuntimeError("Python never runs this: the Go worker does")
 `
 
-func freePort(t *testing.T) int { return locusttest.FreePort(t) }
-
 // startMaster starts a master of version running testLocustfile.
 func startMaster(t *testing.T, version string, o locusttest.MasterOptions) *locusttest.Master {
 	t.Helper()
@@ -180,7 +178,7 @@ type webStats struct {
 
 func getStats(base string) (webStats, error) {
 	var s webStats
-	resp, err := http.Get(base + "/stats/requests")
+	resp, err := locusttest.Get(base + "/stats/requests")
 	if err != nil {
 		return s, err
 	}
@@ -220,7 +218,7 @@ func workerState(s webStats, id string) string {
 
 func post(t *testing.T, base, path string, form url.Values) {
 	t.Helper()
-	resp, err := http.PostForm(base+path, form)
+	resp, err := locusttest.PostForm(base+path, form)
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}
@@ -232,7 +230,7 @@ func post(t *testing.T, base, path string, form url.Values) {
 
 func get(t *testing.T, base, path string) {
 	t.Helper()
-	resp, err := http.Get(base + path)
+	resp, err := locusttest.Get(base + path)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
@@ -336,7 +334,8 @@ func TestIntegrationIPv6(t *testing.T) {
 		}
 		t.Run(v, func(t *testing.T) {
 			t.Parallel()
-			if l, err := net.Listen("tcp", "[::1]:0"); err != nil {
+			var lc net.ListenConfig
+			if l, err := lc.Listen(t.Context(), "tcp", "[::1]:0"); err != nil {
 				t.Skipf("no IPv6 loopback: %v", err)
 			} else {
 				l.Close()
