@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -85,7 +86,7 @@ func (m *Master) WebURL() string { return "http://127.0.0.1:" + strconv.Itoa(m.W
 func (m *Master) Path(name string) string { return filepath.Join(m.Dir, name) }
 
 // StartMaster starts a master and waits until it listens on its ports (the
-// web UI's too, unless headless). A master that exits first or does not
+// web UI's too, unless headless: Headless, or --headless in Args). A master that exits first or does not
 // listen within StartTimeout is stopped, and the error carries the tail of
 // its log. When ctx ends, the master is stopped.
 func StartMaster(ctx context.Context, o MasterOptions) (*Master, error) {
@@ -126,7 +127,7 @@ func StartMaster(ctx context.Context, o MasterOptions) (*Master, error) {
 		host = "127.0.0.1"
 	}
 	addrs := []string{net.JoinHostPort(host, strconv.Itoa(m.Port))}
-	if o.Headless == nil {
+	if !o.headless() {
 		addrs = append(addrs, net.JoinHostPort("127.0.0.1", strconv.Itoa(m.WebPort)))
 	}
 	if err := waitListening(ctx, m.Proc, addrs, o.StartTimeout); err != nil {
@@ -166,6 +167,12 @@ func StartMasterT(t testing.TB, o MasterOptions) *Master {
 	}
 	stopAtCleanup(t, m.Proc, cancel)
 	return m
+}
+
+// headless reports whether the master runs without its web UI (Headless, or
+// --headless among Args).
+func (o MasterOptions) headless() bool {
+	return o.Headless != nil || slices.Contains(o.Args, "--headless")
 }
 
 func writeFiles(dir string, o MasterOptions) error {

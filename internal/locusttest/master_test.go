@@ -45,6 +45,27 @@ func TestStartMasterT(t *testing.T) {
 	}
 }
 
+// A headless master has no web UI to wait for, however it was asked for.
+func TestStartMasterHeadless(t *testing.T) {
+	for name, o := range map[string]MasterOptions{
+		"Headless":       {Headless: &Headless{Users: 1}},
+		"--headless arg": {Args: []string{"--headless", "-u", "1", "--expect-workers", "1"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o.StartTimeout = 30 * time.Second
+			m := StartMasterT(t, o)
+			if m.Exited() {
+				t.Fatalf("the master exited:\n%s", m.Tail(20))
+			}
+			resp, err := Get(m.WebURL())
+			if err == nil {
+				resp.Body.Close()
+				t.Errorf("a headless master serves its web UI")
+			}
+		})
+	}
+}
+
 func TestStartMasterReportsAFailedStart(t *testing.T) {
 	locustbin.Require(t, locustbin.V2_12)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
