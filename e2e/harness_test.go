@@ -164,6 +164,7 @@ type masterOpts struct {
 	files     map[string]string // written into the master's directory (e.g. a workload)
 	env       []string          // extra environment (e.g. the workload's key variables)
 	noWait    bool              // do not wait for it to listen: it is expected to fail
+	port      int               // the workers' port; 0 picks a free one
 }
 
 // startMaster starts a master running the project's locustfile.py (and the modules it
@@ -182,7 +183,7 @@ func (e *env) startMaster(t *testing.T, o masterOpts) *master {
 	for name, content := range o.files {
 		files[name] = content
 	}
-	lo := locusttest.MasterOptions{Version: o.version, NoWait: o.noWait, Env: o.env}
+	lo := locusttest.MasterOptions{Version: o.version, Port: o.port, NoWait: o.noWait, Env: o.env}
 	if o.host != "" {
 		lo.Args = append(lo.Args, "--host", o.host)
 	}

@@ -78,10 +78,7 @@ func TestMasterQuit(t *testing.T) {
 // startMasterOnPort starts a web-UI master bound to a given worker port.
 func (e *env) startMasterOnPort(t *testing.T, version, host string, port int) *master {
 	t.Helper()
-	// The last --master-bind-port wins over the free port startMaster picks.
-	m := e.startMaster(t, masterOpts{version: version, host: host, extraArgs: []string{"--master-bind-port", strconv.Itoa(port)}})
-	m.port = port
-	return m
+	return e.startMaster(t, masterOpts{version: version, host: host, port: port})
 }
 
 // TestMasterUnreachableAtStart: with no master, the worker says so in its log at info level

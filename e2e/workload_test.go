@@ -123,6 +123,30 @@ func (e *env) workloadMaster(t *testing.T, version, host, src string, extra ...s
 		extraArgs: append([]string{"--dify-workload", "{dir}/w.toml", "--dify-split-flows"}, extra...)})
 }
 
+// workloadMockArgs are the mock's settings for the workload tests: short, steady streams.
+func workloadMockArgs() []string {
+	return []string{"--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms"}
+}
+
+// workloadRig is a mock, a web-UI workload master in front of it and one ready Go worker.
+type workloadRig struct {
+	mk *mock
+	m  *master
+	wk *proc
+	w  web
+}
+
+// startWorkloadRig starts a workloadRig with src as the master's workload (see workloadMaster).
+func (e *env) startWorkloadRig(t *testing.T, version, src string, extra ...string) workloadRig {
+	t.Helper()
+	mk := e.startMock(t, workloadMockArgs()...)
+	m := e.workloadMaster(t, version, mk.URL, src, extra...)
+	wk := e.startWorker(t, m)
+	w := m.web()
+	w.waitOneReady(t)
+	return workloadRig{mk: mk, m: m, wk: wk, w: w}
+}
+
 // runRound starts users from the web UI, lets them run, stops, and waits until the master's
 // totals have settled (the worker's last report follows client_stopped).
 func runRound(t *testing.T, w web, users int, d time.Duration, workers int) uiStats {
@@ -202,12 +226,8 @@ func checkConversations(t *testing.T, tr difymock.Truth, seen map[string]bool) {
 func TestWorkloadEveryAppType(t *testing.T) {
 	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
-			e := testEnv
-			mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
-			m := e.workloadMaster(t, version, mk.URL, everyTypeWorkload)
-			wk := e.startWorker(t, m)
-			w := m.web()
-			w.waitOneReady(t)
+			r := testEnv.startWorkloadRig(t, version, everyTypeWorkload)
+			mk, m, wk, w := r.mk, r.m, r.wk, r.w
 			s := runRound(t, w, 6, 4*time.Second, 1)
 			tr := mk.truth(t)
 			checkPerApp(t, s, tr, difymock.Truth{}, nil)
@@ -246,14 +266,9 @@ func TestWorkloadEveryAppType(t *testing.T) {
 func TestWorkloadTagsOnMaster(t *testing.T) {
 	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
-			e := testEnv
-			mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
-			m := e.workloadMaster(t, version, mk.URL, everyTypeWorkload, "--tags", "gen", "retrieval")
-			e.startWorker(t, m)
-			w := m.web()
-			w.waitOneReady(t)
-			s := runRound(t, w, 6, 3*time.Second, 1)
-			checkPerApp(t, s, mk.truth(t), difymock.Truth{}, map[string]bool{"flow": true, "talk": true, "agent": true})
+			r := testEnv.startWorkloadRig(t, version, everyTypeWorkload, "--tags", "gen", "retrieval")
+			s := runRound(t, r.w, 6, 3*time.Second, 1)
+			checkPerApp(t, s, r.mk.truth(t), difymock.Truth{}, map[string]bool{"flow": true, "talk": true, "agent": true})
 		})
 	}
 }
@@ -289,12 +304,8 @@ tasks = [{ app = "a" }]
 func TestWorkloadEditedBetweenStarts(t *testing.T) {
 	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
-			e := testEnv
-			mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4")
-			m := e.workloadMaster(t, version, mk.URL, editedBefore)
-			wk := e.startWorker(t, m)
-			w := m.web()
-			w.waitOneReady(t)
+			r := testEnv.startWorkloadRig(t, version, editedBefore)
+			mk, m, wk, w := r.mk, r.m, r.wk, r.w
 			runRound(t, w, 3, 2*time.Second, 1)
 			first := mk.truth(t)
 			if first.Apps["simple_chatflow"].Requests == 0 || first.Apps["completion"].Requests != 0 {
@@ -326,7 +337,7 @@ func TestWorkloadEditedBetweenStarts(t *testing.T) {
 // (with none) under one 2.46 master: one set of rows, equal to the mock's per-app counts.
 func TestWorkloadMixedFleet(t *testing.T) {
 	e := testEnv
-	mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
+	mk := e.startMock(t, workloadMockArgs()...)
 	m := e.workloadMaster(t, "latest", mk.URL, everyTypeWorkload)
 	argv := append(locustbin.Require(t, locustbin.Latest), "-f", filepath.Join(m.rel, "locustfile.py"), "--worker",
 		"--master-host", "127.0.0.1", "--master-port", strconv.Itoa(m.port), "--dify-workload", filepath.Join(m.rel, "w.toml"))
@@ -404,7 +415,7 @@ func runRoundSettle(t *testing.T, w web, workers int) uiStats {
 // reports the same rows, equal to the mock's per-app counts.
 func TestRunWorkloadSameRows(t *testing.T) {
 	e := testEnv
-	mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
+	mk := e.startMock(t, workloadMockArgs()...)
 	dir := t.TempDir()
 	for name, content := range map[string]string{"w.toml": everyTypeWorkload, "questions.jsonl": questionsJSONL} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
@@ -554,7 +565,7 @@ func TestWorkerRefusesWorkloadItCannotRun(t *testing.T) {
 // survives the workload the master sends at the next start.
 func TestUpdateUserClassReachesGoWorkers(t *testing.T) {
 	e := testEnv
-	mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
+	mk := e.startMock(t, workloadMockArgs()...)
 	m := e.workloadMaster(t, "latest", "http://127.0.0.1:9", everyTypeWorkload, "--class-picker")
 	e.startWorker(t, m)
 	w := m.web()
@@ -621,7 +632,7 @@ class MakersOnly(LoadTestShape):
 // and its choice reaches the Go worker.
 func TestWorkloadClassesInLoadTestShape(t *testing.T) {
 	e := testEnv
-	mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
+	mk := e.startMock(t, workloadMockArgs()...)
 	m := e.startMaster(t, masterOpts{version: "latest", host: mk.URL, stopTO: 5,
 		files: map[string]string{"w.toml": everyTypeWorkload, "questions.jsonl": questionsJSONL, "shaped.py": shapeLocustfile},
 		env:   workloadKeys(),

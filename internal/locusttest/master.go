@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -122,9 +123,16 @@ func StartMaster(ctx context.Context, o MasterOptions) (*Master, error) {
 	if err != nil || o.NoWait {
 		return m, err
 	}
-	host := o.BindHost
-	if host == "" {
+	// What Args override (the last of a flag wins) is what the master listens on.
+	host := lastFlag(o.Args, "--master-bind-host", o.BindHost)
+	if host == "" || host == "*" {
 		host = "127.0.0.1"
+	}
+	if p, err := strconv.Atoi(lastFlag(o.Args, "--master-bind-port", "")); err == nil {
+		m.Port = p
+	}
+	if p, err := strconv.Atoi(lastFlag(o.Args, "--web-port", "")); err == nil {
+		m.WebPort = p
 	}
 	addrs := []string{net.JoinHostPort(host, strconv.Itoa(m.Port))}
 	if !o.headless() {
@@ -167,6 +175,20 @@ func StartMasterT(t testing.TB, o MasterOptions) *Master {
 	}
 	stopAtCleanup(t, m.Proc, cancel)
 	return m
+}
+
+// lastFlag is the value of the last flag (--flag v or --flag=v) in args, or def.
+func lastFlag(args []string, flag, def string) string {
+	v := def
+	for i, a := range args {
+		switch {
+		case a == flag && i+1 < len(args):
+			v = args[i+1]
+		case strings.HasPrefix(a, flag+"="):
+			v = a[len(flag)+1:]
+		}
+	}
+	return v
 }
 
 // headless reports whether the master runs without its web UI (Headless, or

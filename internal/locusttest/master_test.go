@@ -66,6 +66,18 @@ func TestStartMasterHeadless(t *testing.T) {
 	}
 }
 
+// Ports given in Args (the last one wins in Locust) are the ones waited for and reported.
+func TestStartMasterPortsFromArgs(t *testing.T) {
+	port, web := FreePort(t), FreePort(t)
+	m := StartMasterT(t, MasterOptions{Args: []string{"--master-bind-port", strconv.Itoa(port), "--web-port=" + strconv.Itoa(web)}})
+	if m.Port != port || m.WebPort != web {
+		t.Errorf("ports %d, %d; want %d, %d from Args", m.Port, m.WebPort, port, web)
+	}
+	if got := lastFlag([]string{"--x", "1", "--x=2", "--x"}, "--x", "0"); got != "2" {
+		t.Errorf("lastFlag = %q, want 2", got)
+	}
+}
+
 func TestStartMasterReportsAFailedStart(t *testing.T) {
 	locustbin.Require(t, locustbin.V2_12)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
