@@ -9,7 +9,6 @@ import (
 	"image/png"
 	"io"
 	"math"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -20,6 +19,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/difyload/difyload/internal/locustbin"
+	"github.com/difyload/difyload/internal/locusttest"
 )
 
 // pythonFor is the interpreter of a Locust install (its launcher's #! line).
@@ -45,9 +47,9 @@ func pythonFor(t *testing.T, locust string) string {
 // refinement, unmeetable objectives, goodput SLOs, a worker leaving mid-step, a stop mid-way,
 // bad options) and the report's series and escaping (report_test.py).
 func TestCapacitySearchUnit(t *testing.T) {
-	argv := testEnv.locustCommand(t, "2.12.1")
+	argv := locustbin.Require(t, locustbin.V2_12)
 	py := pythonFor(t, argv[0])
-	cmd := exec.Command(py, "-m", "unittest", "-v", "capacity_search_test", "report_test")
+	cmd := exec.CommandContext(t.Context(), py, "-m", "unittest", "-v", "capacity_search_test", "report_test")
 	cmd.Dir = filepath.Join(testEnv.root, "e2e", "testdata")
 	cmd.Env = append(os.Environ(), "PYTHONPATH="+testEnv.root, "PYTHONDONTWRITEBYTECODE=1")
 	out, err := cmd.CombinedOutput()
@@ -121,7 +123,7 @@ const (
 func TestCapacitySearchFindsModelCapacity(t *testing.T) {
 	run := modelTTFT + (modelTokens-1)*modelTokenDelay
 	implied := float64(modelJobWorkers) / run.Seconds()
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			mock := testEnv.startMock(t, "--dify-version", "1.13.3", "--job-workers", strconv.Itoa(modelJobWorkers),
 				"--ttft", modelTTFT.String(), "--tokens", strconv.Itoa(modelTokens), "--token-delay", modelTokenDelay.String())
@@ -237,7 +239,7 @@ func checkReportInBrowser(t *testing.T, file string, capacity bool) {
 	common := []string{"--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=" + t.TempDir(),
 		"--virtual-time-budget=5000", "--window-size=1280,2600"}
 	url := "file://" + file
-	dom, err := exec.Command(bin, append(common, "--dump-dom", url)...).Output()
+	dom, err := exec.CommandContext(t.Context(), bin, append(common, "--dump-dom", url)...).Output()
 	if err != nil {
 		t.Fatalf("chromium --dump-dom %s: %v", file, err)
 	}
@@ -277,7 +279,7 @@ func checkReportInBrowser(t *testing.T, file string, capacity bool) {
 	shot := filepath.Join(t.TempDir(), "shot.png")
 	// Tall enough for Locust's own report with the LLM section at its end.
 	tall := append(append([]string{}, common...), "--window-size=1280,7000")
-	if out, err := exec.Command(bin, append(tall, "--screenshot="+shot, url)...).CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(t.Context(), bin, append(tall, "--screenshot="+shot, url)...).CombinedOutput(); err != nil {
 		t.Fatalf("chromium --screenshot: %v\n%s", err, out)
 	}
 	checkScreenshot(t, shot)
@@ -363,7 +365,7 @@ type liveCapacity struct {
 // keeps the finished steps and says so; the run report (Download Data) and the live charts of
 // the LLM view are drawn in headless Chromium.
 func TestCapacityWebUI(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			mock := testEnv.startMock(t, "--ttft", "50ms", "--tokens", "10", "--token-delay", "10ms")
 			m := testEnv.startMaster(t, masterOpts{version: version, host: mock.URL, extraArgs: []string{
@@ -376,7 +378,7 @@ func TestCapacityWebUI(t *testing.T) {
 				s, ok := w.stats(t)
 				return ok && len(s.Workers) == 2
 			})
-			resp, err := http.PostForm(w.base+"/swarm", url.Values{"user_count": {"1"}, "spawn_rate": {"1"},
+			resp, err := locusttest.PostForm(w.base+"/swarm", url.Values{"user_count": {"1"}, "spawn_rate": {"1"},
 				"host": {mock.URL}, "dify_capacity": {"true"}})
 			if err != nil {
 				t.Fatal(err)
@@ -424,7 +426,7 @@ func TestCapacityWebUI(t *testing.T) {
 			waitForInfo(t, 60*time.Second, "a step in its hold phase", func() bool {
 				return get() && live.Capacity.Current != nil && live.Capacity.Current.Index >= 2 && live.Capacity.Current.Phase == "hold"
 			}, info)
-			leaving.stop(syscall.SIGTERM, 15*time.Second)
+			leaving.StopWith(syscall.SIGTERM, 15*time.Second)
 			waitForInfo(t, 60*time.Second, "the step with the fleet change to be discarded", func() bool {
 				if !get() {
 					return false
@@ -470,7 +472,7 @@ func TestCapacityWebUI(t *testing.T) {
 				t.Errorf("steps lost on stop: %d ok before, %d after", kept, got)
 			}
 			// The run report from Download Data.
-			resp, err = http.Get(w.base + "/difyload/report.html?download=1")
+			resp, err = locusttest.Get(w.base + "/difyload/report.html?download=1")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -505,7 +507,7 @@ func TestCapacityWebUI(t *testing.T) {
 
 func mustGet(t *testing.T, url string) io.Reader {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := locusttest.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -518,7 +520,7 @@ func mustGet(t *testing.T, url string) io.Reader {
 func checkLiveCharts(t *testing.T, url string, old bool) {
 	t.Helper()
 	bin := chromiumPath(t)
-	dom, err := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir="+t.TempDir(),
+	dom, err := exec.CommandContext(t.Context(), bin, "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir="+t.TempDir(),
 		"--virtual-time-budget=6000", "--window-size=1280,2000", "--dump-dom", url).Output()
 	if err != nil {
 		t.Fatalf("chromium %s: %v", url, err)
@@ -560,7 +562,7 @@ func TestCapacityEarlyEnd(t *testing.T) {
 			testEnv.startWorker(t, m)
 			if c.signal != 0 {
 				waitFor(t, 90*time.Second, "a finished step in the master's log", func() bool {
-					return strings.Contains(m.out.String(), "capacity search: step 1, 2 users:")
+					return strings.Contains(m.Output(), "capacity search: step 1, 2 users:")
 				})
 				m.signal(c.signal)
 			}

@@ -71,7 +71,7 @@ func onlyFailures(t *testing.T, got, want map[string]int64) {
 // TestDify1130ChatflowWithoutMessageEnd: Dify 1.13.0's relay stops at workflow_finished
 // and never sends message_end; every such chatflow is a success, not a truncation.
 func TestDify1130ChatflowWithoutMessageEnd(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			t.Parallel()
 			mk, rows, fails := headlessRun(t, version, 4, "8s",
@@ -97,7 +97,7 @@ func TestDify1130ChatflowWithoutMessageEnd(t *testing.T) {
 // ping and silence from a 1.13 relay (a named failure pointing at required inputs, not an
 // idle timeout); a human-input chatflow pauses (its own failure name, not a truncation).
 func TestDify113SilentSetupAndPause(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			t.Parallel()
 			const users = 4
@@ -130,7 +130,7 @@ func TestDify113SilentSetupAndPause(t *testing.T) {
 				t.Errorf("POST row has %d failures: the 200s are not HTTP errors", fail)
 			}
 			// The worker's log points at the likely cause.
-			if log := w.out.String(); !strings.Contains(log, "check the app's required inputs") {
+			if log := w.Output(); !strings.Contains(log, "check the app's required inputs") {
 				t.Errorf("the worker logged no hint about required inputs:\n%s", tail(log, 20))
 			}
 		})
@@ -140,7 +140,7 @@ func TestDify113SilentSetupAndPause(t *testing.T) {
 // TestDify113ConcurrencyLimit: past the app's concurrency limit Dify answers 400
 // invalid_param "Too many requests. …"; the failure name says it is the limit.
 func TestDify113ConcurrencyLimit(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			t.Parallel()
 			_, rows, fails := headlessRun(t, version, 8, "8s",
@@ -167,7 +167,7 @@ func TestDify113QueuedRunIsSuccess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: this test queues runs for 45 s")
 	}
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			t.Parallel()
 			e := testEnv
@@ -242,7 +242,7 @@ func TestDify113SilentSetupPython(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: this test waits out the 60 s first-token timeout")
 	}
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			t.Parallel()
 			e := testEnv
@@ -303,7 +303,7 @@ func holdJobWorkers(t *testing.T, url string, n int, d time.Duration) {
 	running := make(chan error, n)
 	for i := 0; i < n; i++ {
 		body := fmt.Sprintf(`{"inputs":{},"query":"hold","user":"e2e-hold-%d","response_mode":"streaming"}`, i)
-		req, err := http.NewRequest(http.MethodPost, url+"/v1/chat-messages", strings.NewReader(body))
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url+"/v1/chat-messages", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -312,7 +312,7 @@ func holdJobWorkers(t *testing.T, url string, n int, d time.Duration) {
 		req.Header.Set("X-Mock-TTFT", "200ms")
 		req.Header.Set("X-Mock-Token-Delay", delay.String())
 		req.Header.Set("X-Mock-Tokens", strconv.Itoa(tokens))
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := http.DefaultClient.Do(req) //nolint:bodyclose // closed by the goroutine below, which reads the stream
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -329,7 +329,7 @@ func holdJobWorkers(t *testing.T, url string, n int, d time.Duration) {
 				}
 			}
 			if !sent {
-				running <- fmt.Errorf("hold stream ended before its first chunk (status %d, %v)", resp.StatusCode, sc.Err())
+				running <- fmt.Errorf("hold stream ended before its first chunk (status %d, %w)", resp.StatusCode, sc.Err())
 			}
 		}()
 	}
@@ -364,13 +364,13 @@ name = "Talker"
 wait_time = { constant = 0.05 }
 tasks = [{ app = "flow" }]
 `
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			t.Parallel()
 			e := testEnv
 			mk := e.startMock(t, "--max-conversations", "1", "--ttft", "30ms", "--token-delay", "5ms", "--tokens", "5")
 			m := e.startMaster(t, masterOpts{version: version, headless: true, users: 4, rate: 4, runTime: "10s", expect: 1, host: mk.URL,
-				files: map[string]string{"w.toml": w}, env: workloadKeys, extraArgs: []string{"--dify-workload", "{dir}/w.toml"}})
+				files: map[string]string{"w.toml": w}, env: workloadKeys(), extraArgs: []string{"--dify-workload", "{dir}/w.toml"}})
 			e.startWorker(t, m, "--first-token-timeout", "2s", "--idle-timeout", "1s")
 			m.wait(t, 100*time.Second)
 			mk.waitIdle(t, 30*time.Second)

@@ -188,7 +188,7 @@ func TestFaultMatrix(t *testing.T) {
 		{name: "low", users: 4, wait: "0.01-0.03", run: 15 * time.Second, prob: 0.035, proxy: true, ttft: "20ms", tokDel: "2ms", retrLatency: "5ms"},
 		{name: "high", users: 200, wait: "0", run: 8 * time.Second, prob: 0.02, ttft: "60ms", tokDel: "5ms", retrLatency: "30ms"},
 	}
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		for _, lv := range levels {
 			t.Run(version+"/"+lv.name, func(t *testing.T) {
 				e := testEnv
@@ -285,11 +285,11 @@ func TestFaultMatrix(t *testing.T) {
 
 				// The master quits: the worker flushes and exits 0.
 				w.waitReady(t, 30*time.Second, "faults-")
-				m.stop(syscall.SIGTERM, 20*time.Second)
+				m.StopWith(syscall.SIGTERM, 20*time.Second)
 				if code := wk.exitCode(t, 20*time.Second); code != 0 {
 					t.Errorf("worker exit code %d after the master quit, want 0", code)
 				}
-				if out := wk.out.String(); strings.Contains(out, "panic") || strings.Contains(out, "goroutine ") {
+				if out := wk.Output(); strings.Contains(out, "panic") || strings.Contains(out, "goroutine ") {
 					t.Errorf("worker output mentions a panic:\n%s", tail(out, 40))
 				}
 			})

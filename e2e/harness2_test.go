@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/difyload/difyload/internal/locusttest"
 )
 
 // Helpers for the reliability tests (faults, master faults, signals, security).
@@ -27,28 +29,21 @@ import (
 // exitCode waits (bounded) for p and returns its exit code; -1 if it was killed by a signal.
 func (p *proc) exitCode(t *testing.T, limit time.Duration) int {
 	t.Helper()
-	p.wait(t, limit)
-	return p.cmd.ProcessState.ExitCode()
-}
-
-// exited reports whether p has ended.
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
+	code, err := p.Wait(limit)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return code
 }
 
 // signal sends sig to the process itself (not its group).
-func (p *proc) signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }
+func (p *proc) signal(sig syscall.Signal) { _ = p.Signal(sig) }
 
 // waitIdle waits until the mock has no request in flight, so its counts are final.
 func (m *mock) waitIdle(t *testing.T, limit time.Duration) {
 	t.Helper()
 	waitFor(t, limit, "the mock to have no request in flight", func() bool {
-		resp, err := http.Get(m.URL + "/_mock/stats?records=0")
+		resp, err := locusttest.Get(m.URL + "/_mock/stats?records=0")
 		if err != nil {
 			return false
 		}
@@ -58,16 +53,6 @@ func (m *mock) waitIdle(t *testing.T, limit time.Duration) {
 		}
 		return json.NewDecoder(resp.Body).Decode(&tr) == nil && tr.InFlight == 0
 	})
-}
-
-// reset zeroes the mock's truth.
-func (m *mock) reset(t *testing.T) {
-	t.Helper()
-	resp, err := http.Post(m.URL+"/_mock/reset", "application/json", nil)
-	if err != nil {
-		t.Fatalf("mock reset: %v", err)
-	}
-	resp.Body.Close()
 }
 
 // plainError undoes what masters do to a string error in their web API: 2.12.1 shows
@@ -109,7 +94,7 @@ type exception struct {
 
 func (w web) exceptions(t *testing.T) []exception {
 	t.Helper()
-	resp, err := http.Get(w.base + "/exceptions")
+	resp, err := locusttest.Get(w.base + "/exceptions")
 	if err != nil {
 		t.Fatalf("GET /exceptions: %v", err)
 	}
@@ -152,7 +137,8 @@ type countingProxy struct {
 
 func startProxy(t *testing.T, target string) *countingProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

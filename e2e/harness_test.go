@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,8 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -44,94 +41,33 @@ func newEnv() (*env, error) {
 		return nil, err
 	}
 	bin := filepath.Join(work, fmt.Sprintf("difyload-%d", os.Getpid()))
-	cmd := exec.Command("go", "build", "-tags", "goczmq", "-o", bin, "./cmd/difyload")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "goczmq", "-o", bin, "./cmd/difyload")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build difyload: %v\n%s", err, out)
+		return nil, fmt.Errorf("build difyload: %w\n%s", err, out)
 	}
 	return &env{root: root, binary: bin, workDir: work}, nil
 }
 
 // masterVersions are the masters every protocol test runs against.
-var masterVersions = []string{"2.12.1", "latest"}
+func masterVersions() []string { return []string{locustbin.V2_12, locustbin.Latest} }
 
-func (e *env) locustCommand(t *testing.T, version string) []string {
-	t.Helper()
-	if version != locustbin.V2_12 {
-		version = locustbin.Latest
-	}
-	return locustbin.Require(t, version) // skips, or fails when CI=true
-}
-
-// proc is a process a test started; it is stopped by PID at cleanup.
-type proc struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-	err  error
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// proc is a process a test started (internal/locusttest): stopped at cleanup,
+// its output logged if the test failed.
+type proc struct{ *locusttest.Proc }
 
 func start(t *testing.T, name, dir string, argv []string, extraEnv ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), extraEnv...)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	p := &proc{cmd: cmd, out: out, done: make(chan struct{})}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.stop(syscall.SIGTERM, 10*time.Second)
-		if t.Failed() {
-			t.Logf("--- output of %s:\n%s", name, tail(p.out.String(), 60))
-		}
-	})
-	return p
+	return &proc{locusttest.StartT(t, locusttest.ProcOptions{Name: name, Argv: argv, Dir: dir, Env: extraEnv})}
 }
 
-// stop signals the process group and waits, then kills it.
-func (p *proc) stop(sig syscall.Signal, wait time.Duration) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
-	select {
-	case <-p.done:
-	case <-time.After(wait):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	}
-}
-
+// wait fails t unless the process exits within limit.
 func (p *proc) wait(t *testing.T, limit time.Duration) {
 	t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(limit):
-		t.Fatalf("process %v did not exit within %s", p.cmd.Args, limit)
+	if _, err := p.Wait(limit); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -170,7 +106,7 @@ func (e *env) startMock(t *testing.T, args ...string) *mock {
 	p := start(t, "mock", e.workDir, append([]string{e.binary, "mock", "--addr", addr}, args...))
 	m := &mock{proc: p, URL: "http://" + addr}
 	waitFor(t, 10*time.Second, "the mock to listen", func() bool {
-		resp, err := http.Get(m.URL + "/_mock/stats?records=0")
+		resp, err := locusttest.Get(m.URL + "/_mock/stats?records=0")
 		if err != nil {
 			return false
 		}
@@ -194,7 +130,7 @@ func (m *mock) truthRecords(t *testing.T) []difymock.Record {
 
 func (m *mock) fetchTruth(t *testing.T, query string) difymock.Truth {
 	t.Helper()
-	resp, err := http.Get(m.URL + "/_mock/stats" + query)
+	resp, err := locusttest.Get(m.URL + "/_mock/stats" + query)
 	if err != nil {
 		t.Fatalf("mock stats: %v", err)
 	}
@@ -227,12 +163,45 @@ type masterOpts struct {
 	extraArgs []string
 	files     map[string]string // written into the master's directory (e.g. a workload)
 	env       []string          // extra environment (e.g. the workload's key variables)
+	noWait    bool              // do not wait for it to listen: it is expected to fail
+	port      int               // the workers' port; 0 picks a free one
 }
 
+// startMaster starts a master running the project's locustfile.py (and the modules it
+// imports from beside it, difyload_*.py).
 func (e *env) startMaster(t *testing.T, o masterOpts) *master {
 	t.Helper()
-	argv := e.locustCommand(t, o.version)
-	dir, err := os.MkdirTemp(e.workDir, "m-")
+	files := map[string]string{}
+	mods, _ := filepath.Glob(filepath.Join(e.root, "difyload_*.py"))
+	for _, src := range append([]string{filepath.Join(e.root, "locustfile.py")}, mods...) {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[filepath.Base(src)] = string(b)
+	}
+	for name, content := range o.files {
+		files[name] = content
+	}
+	lo := locusttest.MasterOptions{Version: o.version, Port: o.port, NoWait: o.noWait, Env: o.env}
+	if o.host != "" {
+		lo.Args = append(lo.Args, "--host", o.host)
+	}
+	if o.stopTO > 0 {
+		lo.Args = append(lo.Args, "--stop-timeout", strconv.Itoa(o.stopTO))
+	}
+	if o.headless {
+		lo.Headless = &locusttest.Headless{Users: o.users, SpawnRate: o.rate, RunTime: o.runTime, ExpectWorkers: o.expect}
+	}
+	return e.launchMaster(t, "m-", "locustfile.py", files, lo, o.extraArgs...)
+}
+
+// launchMaster starts a master in a new directory below env.workDir (removed after a
+// passing test), where it finds files; its CSVs are run_*.csv there. In extraArgs,
+// "{dir}" is that directory relative to the master's working directory.
+func (e *env) launchMaster(t *testing.T, prefix, locustfile string, files map[string]string, o locusttest.MasterOptions, extraArgs ...string) *master {
+	t.Helper()
+	dir, err := os.MkdirTemp(e.workDir, prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,43 +210,20 @@ func (e *env) startMaster(t *testing.T, o masterOpts) *master {
 			os.RemoveAll(dir)
 		}
 	})
-	// locustfile.py and the modules it imports from beside it (difyload_*.py).
-	mods, _ := filepath.Glob(filepath.Join(e.root, "difyload_*.py"))
-	for _, src := range append([]string{filepath.Join(e.root, "locustfile.py")}, mods...) {
-		lf, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(src)), lf, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	rel, _ := filepath.Rel(e.workDir, dir)
-	m := &master{dir: dir, rel: rel, port: freePort(t), webPort: freePort(t)}
-	argv = append(argv, "-f", filepath.Join(rel, "locustfile.py"), "--master",
-		"--master-bind-host", "127.0.0.1", "--master-bind-port", strconv.Itoa(m.port),
-		"--web-host", "127.0.0.1", "--web-port", strconv.Itoa(m.webPort),
-		"--csv", filepath.Join(rel, "run"), "--loglevel", "INFO")
-	if o.host != "" {
-		argv = append(argv, "--host", o.host)
+	o.Dir, o.KeepMount = e.workDir, true // one bind mount of workDir serves every master
+	o.Files = map[string]string{}
+	for name, content := range files {
+		o.Files[filepath.Join(rel, name)] = content
 	}
-	if o.stopTO > 0 {
-		argv = append(argv, "--stop-timeout", strconv.Itoa(o.stopTO))
+	o.Locustfile = filepath.Join(rel, locustfile)
+	o.CSV = filepath.Join(rel, "run")
+	o.LogLevel = "INFO"
+	for _, a := range extraArgs {
+		o.Args = append(o.Args, strings.ReplaceAll(a, "{dir}", rel))
 	}
-	if o.headless {
-		argv = append(argv, "--headless", "-u", strconv.Itoa(o.users), "-r", strconv.FormatFloat(o.rate, 'f', -1, 64),
-			"-t", o.runTime, "--expect-workers", strconv.Itoa(o.expect))
-	}
-	for name, content := range o.files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, a := range o.extraArgs { // "{dir}" is the master's directory, relative to its cwd
-		argv = append(argv, strings.ReplaceAll(a, "{dir}", rel))
-	}
-	m.proc = start(t, "master "+o.version, e.workDir, argv, o.env...)
-	return m
+	lm := locusttest.StartMasterT(t, o)
+	return &master{proc: &proc{lm.Proc}, dir: dir, rel: rel, port: lm.Port, webPort: lm.WebPort}
 }
 
 func (e *env) startWorker(t *testing.T, m *master, args ...string) *proc {
@@ -289,7 +235,7 @@ func (e *env) startWorker(t *testing.T, m *master, args ...string) *proc {
 // startPythonWorker runs locustfile.py on a Python worker of the same Locust version.
 func (e *env) startPythonWorker(t *testing.T, version string, m *master) *proc {
 	t.Helper()
-	argv := append(e.locustCommand(t, version), "-f", filepath.Join(m.rel, "locustfile.py"), "--worker",
+	argv := append(locustbin.Require(t, version), "-f", filepath.Join(m.rel, "locustfile.py"), "--worker",
 		"--master-host", "127.0.0.1", "--master-port", strconv.Itoa(m.port))
 	return start(t, "python worker", e.workDir, argv)
 }
@@ -342,7 +288,7 @@ func (w web) swarm(t *testing.T, users int, rate float64, host string) {
 	if host != "" {
 		form.Set("host", host)
 	}
-	resp, err := http.PostForm(w.base+"/swarm", form)
+	resp, err := locusttest.PostForm(w.base+"/swarm", form)
 	if err != nil {
 		t.Fatalf("POST /swarm: %v", err)
 	}
@@ -355,7 +301,7 @@ func (w web) swarm(t *testing.T, users int, rate float64, host string) {
 
 func (w web) stop(t *testing.T) {
 	t.Helper()
-	resp, err := http.Get(w.base + "/stop")
+	resp, err := locusttest.Get(w.base + "/stop")
 	if err != nil {
 		t.Fatalf("GET /stop: %v", err)
 	}

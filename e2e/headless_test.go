@@ -22,7 +22,7 @@ func outcomes(counts map[string]map[string]int64, endpoint string) (total int64,
 // request the mock served is one row entry, every injected fault one failure with its
 // stable text, nothing counted twice.
 func TestHeadlessCountsMatchMock(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t, "--ttft", "40ms", "--token-delay", "5ms", "--tokens", "6",

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 )
 
+//nolint:gochecknoglobals // TestMain's one environment (the difyload binary built once), the testing package's idiom
 var testEnv *env
 
 func TestMain(m *testing.M) {

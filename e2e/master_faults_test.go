@@ -24,7 +24,7 @@ import (
 // --wait-for-new-master flushes and exits 0; one with it stays, re-registers with the next
 // master on the same port (same process), runs its users, and exits 0 on SIGTERM.
 func TestMasterQuit(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "3", "--retrieval-latency", "5ms")
@@ -37,13 +37,13 @@ func TestMasterQuit(t *testing.T) {
 				t.Errorf("worker exit code %d after the master's quit, want 0", code)
 			}
 			waitFor(t, 10*time.Second, "the staying worker to wait for a new master", func() bool {
-				return strings.Contains(stay.out.String(), "waiting for a new master")
+				return strings.Contains(stay.Output(), "waiting for a new master")
 			})
-			if stay.exited() {
-				t.Fatalf("the worker with --wait-for-new-master exited:\n%s", tail(stay.out.String(), 30))
+			if stay.Exited() {
+				t.Fatalf("the worker with --wait-for-new-master exited:\n%s", stay.Tail(30))
 			}
 			for _, name := range []string{"plain-worker", "staying-worker"} {
-				if !strings.Contains(m1.out.String(), name) {
+				if !strings.Contains(m1.Output(), name) {
 					t.Errorf("master log never mentions %s", name)
 				}
 			}
@@ -78,10 +78,7 @@ func TestMasterQuit(t *testing.T) {
 // startMasterOnPort starts a web-UI master bound to a given worker port.
 func (e *env) startMasterOnPort(t *testing.T, version, host string, port int) *master {
 	t.Helper()
-	// The last --master-bind-port wins over the free port startMaster picks.
-	m := e.startMaster(t, masterOpts{version: version, host: host, extraArgs: []string{"--master-bind-port", strconv.Itoa(port)}})
-	m.port = port
-	return m
+	return e.startMaster(t, masterOpts{version: version, host: host, port: port})
 }
 
 // TestMasterUnreachableAtStart: with no master, the worker says so in its log at info level
@@ -95,7 +92,7 @@ func TestMasterUnreachableAtStart(t *testing.T) {
 		"--connect-timeout", "7s", "--log-level", "info"})
 	code := p.exitCode(t, 60*time.Second)
 	took := time.Since(began)
-	out := p.out.String()
+	out := p.Output()
 	if code == 0 {
 		t.Errorf("exit code 0 without a master, want non-zero")
 	}
@@ -348,8 +345,8 @@ func TestMalformedMasterMessages(t *testing.T) {
 	// Still alive and talking: heartbeats continue, and it still wants an ack.
 	fm.until("heartbeat", 10*time.Second)
 	fm.until("client_ready", 15*time.Second)
-	if p.exited() {
-		t.Fatalf("the worker died on garbage:\n%s", tail(p.out.String(), 40))
+	if p.Exited() {
+		t.Fatalf("the worker died on garbage:\n%s", p.Tail(40))
 	}
 
 	fm.send("ack", map[string]any{"index": 0})
@@ -402,7 +399,7 @@ func TestMalformedMasterMessages(t *testing.T) {
 	if code := p.exitCode(t, 15*time.Second); code != 0 {
 		t.Errorf("worker exit code %d after quit, want 0", code)
 	}
-	out := p.out.String()
+	out := p.Output()
 	if !strings.Contains(out, "ignoring malformed frame from master") {
 		t.Errorf("the worker did not log the malformed frames:\n%s", tail(out, 40))
 	}

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/difyload/difyload/internal/locusttest"
 )
 
 // Locust parity (issue 14): what a team that swaps Python workers for difyload's Go workers
@@ -57,7 +59,7 @@ func servedByMock(t *testing.T, mk *mock) (total int64) {
 // tab come from the same entry) counts the requests the mock served, failures included once
 // per failed request, on both masters.
 func TestParityAggregatedHeadless(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t, "--ttft", "40ms", "--token-delay", "5ms", "--tokens", "6",
@@ -152,7 +154,7 @@ func TestParityAggregatedMixedFleet(t *testing.T) {
 // logs message. A master running some other locustfile never logs "Unknown message type"
 // for the worker's difyload_llm, while the project's locustfile still gets it (LLM tab).
 func TestParityLogsAndCustomMessages(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		for _, foreign := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/foreign-locustfile=%v", version, foreign), func(t *testing.T) {
 				e := testEnv
@@ -194,10 +196,10 @@ func TestParityLogsAndCustomMessages(t *testing.T) {
 						return ok && llm.activeWorkers() > 0
 					})
 				}
-				if out := m.out.String(); strings.Contains(out, "Unknown message type") {
+				if out := m.Output(); strings.Contains(out, "Unknown message type") {
 					t.Errorf("the master logged an unknown message type:\n%s", grepLines(out, "Unknown message type", 5))
 				}
-				if out := wk.out.String(); strings.Contains(out, "level=ERROR") {
+				if out := wk.Output(); strings.Contains(out, "level=ERROR") {
 					t.Errorf("worker errors:\n%s", grepLines(out, "level=ERROR", 5))
 				}
 			})
@@ -229,26 +231,8 @@ class RetrieveUser(User):
 // locustfile.py.
 func (e *env) startMasterWithLocustfile(t *testing.T, version, host, src string) *master {
 	t.Helper()
-	argv := e.locustCommand(t, version)
-	dir, err := os.MkdirTemp(e.workDir, "f-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if !t.Failed() {
-			os.RemoveAll(dir)
-		}
-	})
-	if err := os.WriteFile(filepath.Join(dir, "foreign.py"), []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	rel, _ := filepath.Rel(e.workDir, dir)
-	m := &master{dir: dir, rel: rel, port: freePort(t), webPort: freePort(t)}
-	argv = append(argv, "-f", filepath.Join(rel, "foreign.py"), "--master",
-		"--master-bind-host", "127.0.0.1", "--master-bind-port", strconv.Itoa(m.port),
-		"--web-host", "127.0.0.1", "--web-port", strconv.Itoa(m.webPort), "--loglevel", "INFO", "--host", host)
-	m.proc = start(t, "foreign master "+version, e.workDir, argv)
-	return m
+	return e.launchMaster(t, "f-", "foreign.py", map[string]string{"foreign.py": src},
+		locusttest.MasterOptions{Version: version, Args: []string{"--host", host}})
 }
 
 func grepLines(s, needle string, max int) string {
@@ -290,7 +274,7 @@ func (p *countingProxy) resetAll() {
 // restarted master still gets a fresh client_ready within 10 s: TestMasterQuit here and
 // worker.TestIntegrationMasterRestart, for both masters.)
 func TestParityStallAndTCPReset(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			// Streams of about 1.2 s, so some are always in flight during the disruptions.
@@ -316,22 +300,22 @@ func TestParityStallAndTCPReset(t *testing.T) {
 			time.Sleep(2 * time.Second)
 			// Registrations from here on (the start may show two client_ready: the worker
 			// re-sends one when the connection comes up).
-			logFrom := len(m.out.String())
+			logFrom := len(m.Output())
 
 			proxy.resetAll()
 			time.Sleep(4 * time.Second)
 			running("4 users still running after a TCP reset")
 
-			_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGSTOP)
+			_ = m.SignalGroup(syscall.SIGSTOP)
 			time.Sleep(10 * time.Second)
-			_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGCONT)
+			_ = m.SignalGroup(syscall.SIGCONT)
 			time.Sleep(3 * time.Second)
 			running("4 users still running after a 10 s master stall")
 
-			if n := readyCount(m.out.String()[logFrom:], "steady-go"); n != 0 {
-				t.Errorf("the worker registered again %d times during the disruptions, want never:\n%s", n, grepLines(m.out.String(), "reported as ready", 5))
+			if n := readyCount(m.Output()[logFrom:], "steady-go"); n != 0 {
+				t.Errorf("the worker registered again %d times during the disruptions, want never:\n%s", n, grepLines(m.Output(), "reported as ready", 5))
 			}
-			if out := wk.out.String(); strings.Contains(out, "master lost: stopping") || !strings.Contains(out, "reconnected to the same master") {
+			if out := wk.Output(); strings.Contains(out, "master lost: stopping") || !strings.Contains(out, "reconnected to the same master") {
 				t.Errorf("worker log: want a reconnect to the same master and no master loss:\n%s", grepLines(out, "master", 10))
 			}
 			w.stop(t)
@@ -358,7 +342,7 @@ func TestParityStallAndTCPReset(t *testing.T) {
 // interval), finishes and is counted: users still finishing count as running, so the
 // master waits for them before it quits.
 func TestParityStopThenQuit(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t, "--ttft", "100ms", "--token-delay", "100ms", "--tokens", "45") // 4.6 s streams
@@ -386,7 +370,7 @@ var masterLogTime = regexp.MustCompile(`(?m)^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\
 // finished after the reset: the worker drops what the ramp-up recorded and had not yet
 // reported (at each spawn; 2.29+ also at the spawning_complete broadcast).
 func TestParityResetStats(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t, "--retrieval-latency", "10ms")
@@ -396,14 +380,14 @@ func TestParityResetStats(t *testing.T) {
 			w := m.web()
 			var at time.Time
 			waitForInfo(t, 60*time.Second, "the master's reset at the end of the ramp-up", func() bool {
-				mm := masterLogTime.FindStringSubmatch(m.out.String())
+				mm := masterLogTime.FindStringSubmatch(m.Output())
 				if mm == nil {
 					return false
 				}
 				var err error
 				at, err = time.ParseInLocation("2006-01-02 15:04:05,000", mm[1], time.Local)
 				return err == nil
-			}, func() string { return tail(m.out.String(), 20) })
+			}, func() string { return m.Tail(20) })
 			waitFor(t, 30*time.Second, "the run to stop", func() bool {
 				s, ok := w.stats(t)
 				return ok && s.State == "stopped"
@@ -438,7 +422,7 @@ func TestParityResetStats(t *testing.T) {
 // Point 6: Locust's flags: -L with Locust's level names, --logfile, user class names as
 // arguments. The worker runs only the named class; the log goes to the file only.
 func TestParityLocustFlags(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
@@ -465,7 +449,7 @@ func TestParityLocustFlags(t *testing.T) {
 			if strings.Contains(log, "level=INFO") || strings.Contains(log, "level=DEBUG") {
 				t.Errorf("-L WARNING (over LOCUST_LOGLEVEL=DEBUG) logged below WARNING:\n%s", log)
 			}
-			if out := wk.out.String(); strings.Contains(out, "level=") {
+			if out := wk.Output(); strings.Contains(out, "level=") {
 				t.Errorf("with --logfile the log went to stderr too:\n%s", out)
 			}
 		})
@@ -487,7 +471,7 @@ func TestParityCPUFigure(t *testing.T) {
 	w.swarm(t, 60, 30, "")
 	time.Sleep(3 * time.Second)
 	var shown []float64
-	cpu0, t0 := procCPU(t, wk.cmd.Process.Pid), time.Now()
+	cpu0, t0 := procCPU(t, wk.PID()), time.Now()
 	for range 8 {
 		time.Sleep(time.Second)
 		var body struct {
@@ -504,7 +488,7 @@ func TestParityCPUFigure(t *testing.T) {
 			}
 		}
 	}
-	perCore := float64(procCPU(t, wk.cmd.Process.Pid)-cpu0) / float64(time.Since(t0)) * 100
+	perCore := float64(procCPU(t, wk.PID())-cpu0) / float64(time.Since(t0)) * 100
 	w.stop(t)
 	var mean float64
 	for _, v := range shown {
@@ -538,7 +522,7 @@ func procCPU(t *testing.T, pid int) time.Duration {
 // carry "-w0-" and "-w1-". Only ChatUser runs (retrievals carry no Dify user), so both
 // workers get chat users.
 func TestParityWorkerIndex(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/difyload/difyload/internal/locusttest"
 )
 
 // Distinctive keys whose secret parts must never appear in any output.
@@ -120,7 +122,7 @@ func TestKeysNeverShown(t *testing.T) {
 	// What the master serves about the test.
 	blobs := map[string]string{}
 	for _, path := range []string{"/stats/requests", "/exceptions", "/llm/stats", "/stats/requests/csv", "/stats/failures/csv", "/stats/report", "/llm/stats/csv"} {
-		resp, err := http.Get(w.base + path)
+		resp, err := locusttest.Get(w.base + path)
 		if err != nil {
 			t.Errorf("GET %s: %v", path, err)
 			continue
@@ -145,16 +147,16 @@ func TestKeysNeverShown(t *testing.T) {
 	for _, id := range []string{"own-keys", "master-keys", "master-keys-2"} {
 		w.waitReady(t, 30*time.Second, id)
 	}
-	m.stop(syscall.SIGTERM, 20*time.Second) // the master quits and writes its CSVs
+	m.StopWith(syscall.SIGTERM, 20*time.Second) // the master quits and writes its CSVs
 	own.wait(t, 20*time.Second)
 	theirs.wait(t, 20*time.Second)
 	third.wait(t, 20*time.Second)
-	blobs["worker master-keys-2 output"] = third.out.String()
+	blobs["worker master-keys-2 output"] = third.Output()
 
-	blobs["worker own-keys output"] = own.out.String()
-	blobs["worker master-keys output"] = theirs.out.String()
+	blobs["worker own-keys output"] = own.Output()
+	blobs["worker master-keys output"] = theirs.Output()
 	for _, want := range []string{"simple_app_key=app-…wxyz", "complex_app_key=app-…abcd", "dataset_key=dataset-…efgh"} {
-		if !strings.Contains(own.out.String(), want) {
+		if !strings.Contains(own.Output(), want) {
 			t.Errorf("the worker's start line lacks the redacted %s", want)
 		}
 	}
@@ -163,7 +165,7 @@ func TestKeysNeverShown(t *testing.T) {
 	// is Locust's business).
 	workerKeys := []string{keyWorkerSimple, keyWorkerComplex, keyWorkerDataset}
 	masterKeys := []string{keyMasterSimple, keyMasterComplex, keyMasterDataset}
-	masterLog := map[string]string{"master log": m.out.String()}
+	masterLog := map[string]string{"master log": m.Output()}
 	for _, k := range workerKeys {
 		if hits := grepFiles(t, secretOf(k), []string{m.dir, jsonlDir}, merge(blobs, masterLog)); len(hits) > 0 {
 			t.Errorf("the secret part of %s is in %v", k[:4]+"…", hits)
@@ -173,7 +175,7 @@ func TestKeysNeverShown(t *testing.T) {
 		if hits := grepFiles(t, secretOf(k), []string{m.dir, jsonlDir}, blobs); len(hits) > 0 {
 			t.Errorf("the secret part of the master's %s is in %v", k[:4]+"…", hits)
 		}
-		if strings.Contains(m.out.String(), secretOf(k)) {
+		if strings.Contains(m.Output(), secretOf(k)) {
 			t.Logf("note: Locust's own log shows the master's key %s…", k[:4])
 		}
 	}

@@ -18,7 +18,7 @@ import (
 // drops both workers from its list.
 func TestWorkerSignals(t *testing.T) {
 	const grace = time.Second
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			// Streams of about 3 s started 0.5 s apart, so that at the signal every user is
@@ -53,12 +53,12 @@ func TestWorkerSignals(t *testing.T) {
 				took := time.Since(signalled)
 				t.Logf("%s: exit %d %v after %v", id, code, signals[id], took.Round(time.Millisecond))
 				if code != 0 {
-					t.Errorf("%s: exit code %d after %v, want 0:\n%s", id, code, signals[id], tail(p.out.String(), 20))
+					t.Errorf("%s: exit code %d after %v, want 0:\n%s", id, code, signals[id], p.Tail(20))
 				}
 				if took > grace+2*time.Second {
 					t.Errorf("%s: exited %v after %v, want within grace %v + 2s", id, took.Round(time.Millisecond), signals[id], grace)
 				}
-				out := p.out.String()
+				out := p.Output()
 				for _, want := range []string{"shutting down: stopping users", "stopped; quit sent"} {
 					if !strings.Contains(out, want) {
 						t.Errorf("%s: log lacks %q", id, want)
@@ -115,7 +115,7 @@ func TestWorkerSignals(t *testing.T) {
 				_, b := s.worker("int-worker")
 				return ok && !a && !b
 			})
-			log := m.out.String()
+			log := m.Output()
 			for id := range workers {
 				found := false
 				for _, line := range strings.Split(log, "\n") {

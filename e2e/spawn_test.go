@@ -5,10 +5,11 @@ package e2e
 import (
 	"encoding/json"
 	"math"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/difyload/difyload/internal/locusttest"
 )
 
 // activeChatUsers counts the distinct Dify users of chat requests that reached the mock in
@@ -38,7 +39,7 @@ func activeChatUsers(t *testing.T, mk *mock, window time.Duration) (chatUsers in
 // (GET /tasks gives each class's share of the users).
 func (w web) classCounts(t *testing.T, total int) map[string]int {
 	t.Helper()
-	resp, err := http.Get(w.base + "/tasks")
+	resp, err := locusttest.Get(w.base + "/tasks")
 	if err != nil {
 		t.Fatalf("GET /tasks: %v", err)
 	}
@@ -61,7 +62,7 @@ func (w web) classCounts(t *testing.T, total int) map[string]int {
 // TestPerClassSpawnAndRampDown checks that the worker runs exactly the per-class counts
 // the master assigns, on the way up and on the way down.
 func TestPerClassSpawnAndRampDown(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "3", "--retrieval-latency", "5ms")

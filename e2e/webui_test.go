@@ -11,7 +11,7 @@ import (
 // must finish in-flight streams at stop, go back to ready, take the second swarm, and the
 // master's totals must equal the mock's counts once the load has stopped.
 func TestWebUIStopStart(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t, "--ttft", "30ms", "--token-delay", "5ms", "--tokens", "5", "--retrieval-latency", "10ms")

@@ -5,7 +5,6 @@ package e2e
 import (
 	"fmt"
 	"html"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,17 +14,21 @@ import (
 	"time"
 
 	"github.com/difyload/difyload/difymock"
+	"github.com/difyload/difyload/internal/locustbin"
+	"github.com/difyload/difyload/internal/locusttest"
 )
 
 // workloadKeys are the environment variables the e2e workloads name; the values are the
 // mock's keys. The master resolves them and sends them to the workers.
-var workloadKeys = []string{
-	"E2E_FLOW_KEY=" + difymock.SimpleChatKey,
-	"E2E_CHAT_KEY=" + difymock.ChatAppKey,
-	"E2E_AGENT_KEY=" + difymock.AgentChatKey,
-	"E2E_COMPLETION_KEY=" + difymock.CompletionAppKey,
-	"E2E_WORKFLOW_KEY=" + difymock.WorkflowAppKey,
-	"E2E_KB_KEY=" + difymock.DatasetKey,
+func workloadKeys() []string {
+	return []string{
+		"E2E_FLOW_KEY=" + difymock.SimpleChatKey,
+		"E2E_CHAT_KEY=" + difymock.ChatAppKey,
+		"E2E_AGENT_KEY=" + difymock.AgentChatKey,
+		"E2E_COMPLETION_KEY=" + difymock.CompletionAppKey,
+		"E2E_WORKFLOW_KEY=" + difymock.WorkflowAppKey,
+		"E2E_KB_KEY=" + difymock.DatasetKey,
+	}
 }
 
 // everyTypeWorkload has one app of each type (the chat app holds 3-turn conversations), a
@@ -100,12 +103,14 @@ const questionsJSONL = `{"query": "How do I reset my password?", "dept": "IT"}
 
 // workloadApps maps the workload's apps to the mock's app names and POST rows (with
 // --dify-split-flows: the three apps sharing /v1/chat-messages get a row each).
-var workloadApps = []struct{ name, mock, post string }{
-	{"flow", "simple_chatflow", "/v1/chat-messages flow"},
-	{"talk", "chat", "/v1/chat-messages talk"},
-	{"agent", "agent", "/v1/chat-messages agent"},
-	{"write", "completion", "/v1/completion-messages"},
-	{"wf", "workflow", "/v1/workflows/run"},
+func workloadApps() []struct{ name, mock, post string } {
+	return []struct{ name, mock, post string }{
+		{"flow", "simple_chatflow", "/v1/chat-messages flow"},
+		{"talk", "chat", "/v1/chat-messages talk"},
+		{"agent", "agent", "/v1/chat-messages agent"},
+		{"write", "completion", "/v1/completion-messages"},
+		{"wf", "workflow", "/v1/workflows/run"},
+	}
 }
 
 // workloadMaster starts a web-UI master with src as its --dify-workload (and the e2e
@@ -114,8 +119,32 @@ func (e *env) workloadMaster(t *testing.T, version, host, src string, extra ...s
 	t.Helper()
 	return e.startMaster(t, masterOpts{version: version, host: host, stopTO: 5,
 		files:     map[string]string{"w.toml": src, "questions.jsonl": questionsJSONL},
-		env:       workloadKeys,
+		env:       workloadKeys(),
 		extraArgs: append([]string{"--dify-workload", "{dir}/w.toml", "--dify-split-flows"}, extra...)})
+}
+
+// workloadMockArgs are the mock's settings for the workload tests: short, steady streams.
+func workloadMockArgs() []string {
+	return []string{"--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms"}
+}
+
+// workloadRig is a mock, a web-UI workload master in front of it and one ready Go worker.
+type workloadRig struct {
+	mk *mock
+	m  *master
+	wk *proc
+	w  web
+}
+
+// startWorkloadRig starts a workloadRig with src as the master's workload (see workloadMaster).
+func (e *env) startWorkloadRig(t *testing.T, version, src string, extra ...string) workloadRig {
+	t.Helper()
+	mk := e.startMock(t, workloadMockArgs()...)
+	m := e.workloadMaster(t, version, mk.URL, src, extra...)
+	wk := e.startWorker(t, m)
+	w := m.web()
+	w.waitOneReady(t)
+	return workloadRig{mk: mk, m: m, wk: wk, w: w}
 }
 
 // runRound starts users from the web UI, lets them run, stops, and waits until the master's
@@ -129,38 +158,14 @@ func runRound(t *testing.T, w web, users int, d time.Duration, workers int) uiSt
 	})
 	time.Sleep(d)
 	w.stop(t)
-	waitFor(t, 60*time.Second, "every worker ready again after stop", func() bool {
-		s, ok := w.stats(t)
-		if !ok || s.State != "stopped" || len(s.Workers) != workers {
-			return false
-		}
-		for _, wk := range s.Workers {
-			if wk.State != "ready" {
-				return false
-			}
-		}
-		return true
-	})
-	var last uiStats
-	stable := 0
-	waitFor(t, 20*time.Second, "the master's totals to settle", func() bool {
-		s, _ := w.stats(t)
-		if fmt.Sprint(s.Stats) == fmt.Sprint(last.Stats) {
-			stable++
-		} else {
-			stable = 0
-		}
-		last = s
-		return stable >= 8
-	})
-	return last
+	return runRoundSettle(t, w, workers)
 }
 
 // checkPerApp compares the master's rows with the mock's per-app truth (minus before).
 func checkPerApp(t *testing.T, s uiStats, tr, before difymock.Truth, wantZero map[string]bool) {
 	t.Helper()
 	posts := map[string]int64{}
-	for _, a := range workloadApps {
+	for _, a := range workloadApps() {
 		n := tr.Apps[a.mock].Requests - before.Apps[a.mock].Requests
 		posts[a.post] += n
 		if wantZero[a.name] {
@@ -219,14 +224,10 @@ func checkConversations(t *testing.T, tr difymock.Truth, seen map[string]bool) {
 // master's rows per app equal the mock's per-app counts exactly, and every 3-turn
 // conversation reused its conversation_id exactly twice.
 func TestWorkloadEveryAppType(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
-			e := testEnv
-			mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
-			m := e.workloadMaster(t, version, mk.URL, everyTypeWorkload)
-			wk := e.startWorker(t, m)
-			w := m.web()
-			w.waitOneReady(t)
+			r := testEnv.startWorkloadRig(t, version, everyTypeWorkload)
+			mk, m, wk, w := r.mk, r.m, r.wk, r.w
 			s := runRound(t, w, 6, 4*time.Second, 1)
 			tr := mk.truth(t)
 			checkPerApp(t, s, tr, difymock.Truth{}, nil)
@@ -251,9 +252,9 @@ func TestWorkloadEveryAppType(t *testing.T) {
 			if f := tr.Apps["workflow"].Files; f == 0 || f != tr.Apps["workflow"].Requests {
 				t.Errorf("the workflow's files reached the mock %d times in %d requests", f, tr.Apps["workflow"].Requests)
 			}
-			for _, kv := range workloadKeys {
+			for _, kv := range workloadKeys() {
 				key := strings.SplitN(kv, "=", 2)[1]
-				if strings.Contains(wk.out.String(), key) || strings.Contains(m.out.String(), key) {
+				if strings.Contains(wk.Output(), key) || strings.Contains(m.Output(), key) {
 					t.Errorf("a key appears in a log")
 				}
 			}
@@ -263,16 +264,11 @@ func TestWorkloadEveryAppType(t *testing.T) {
 
 // TestWorkloadTagsOnMaster: --tags on the master selects the tasks Go workers run.
 func TestWorkloadTagsOnMaster(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
-			e := testEnv
-			mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
-			m := e.workloadMaster(t, version, mk.URL, everyTypeWorkload, "--tags", "gen", "retrieval")
-			e.startWorker(t, m)
-			w := m.web()
-			w.waitOneReady(t)
-			s := runRound(t, w, 6, 3*time.Second, 1)
-			checkPerApp(t, s, mk.truth(t), difymock.Truth{}, map[string]bool{"flow": true, "talk": true, "agent": true})
+			r := testEnv.startWorkloadRig(t, version, everyTypeWorkload, "--tags", "gen", "retrieval")
+			s := runRound(t, r.w, 6, 3*time.Second, 1)
+			checkPerApp(t, s, r.mk.truth(t), difymock.Truth{}, map[string]bool{"flow": true, "talk": true, "agent": true})
 		})
 	}
 }
@@ -306,14 +302,10 @@ tasks = [{ app = "a" }]
 // TestWorkloadEditedBetweenStarts: the workload file changes between two web-UI starts;
 // the same Go worker process (no restart, no copy of the file) runs the new one.
 func TestWorkloadEditedBetweenStarts(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
-			e := testEnv
-			mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4")
-			m := e.workloadMaster(t, version, mk.URL, editedBefore)
-			wk := e.startWorker(t, m)
-			w := m.web()
-			w.waitOneReady(t)
+			r := testEnv.startWorkloadRig(t, version, editedBefore)
+			mk, m, wk, w := r.mk, r.m, r.wk, r.w
 			runRound(t, w, 3, 2*time.Second, 1)
 			first := mk.truth(t)
 			if first.Apps["simple_chatflow"].Requests == 0 || first.Apps["completion"].Requests != 0 {
@@ -331,10 +323,10 @@ func TestWorkloadEditedBetweenStarts(t *testing.T) {
 			if got, _ := s.row("SSE", "Full Response a"); n == 0 || got != n {
 				t.Errorf("round 2: master Full Response a = %d, the mock's completion app served %d", got, n)
 			}
-			if wk.exited() {
+			if wk.Exited() {
 				t.Fatal("the worker exited")
 			}
-			if c := strings.Count(wk.out.String(), "workload from the master"); c != 2 {
+			if c := strings.Count(wk.Output(), "workload from the master"); c != 2 {
 				t.Errorf("the worker took %d workloads from the master, want 2", c)
 			}
 		})
@@ -345,9 +337,9 @@ func TestWorkloadEditedBetweenStarts(t *testing.T) {
 // (with none) under one 2.46 master: one set of rows, equal to the mock's per-app counts.
 func TestWorkloadMixedFleet(t *testing.T) {
 	e := testEnv
-	mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
+	mk := e.startMock(t, workloadMockArgs()...)
 	m := e.workloadMaster(t, "latest", mk.URL, everyTypeWorkload)
-	argv := append(e.locustCommand(t, "latest"), "-f", filepath.Join(m.rel, "locustfile.py"), "--worker",
+	argv := append(locustbin.Require(t, locustbin.Latest), "-f", filepath.Join(m.rel, "locustfile.py"), "--worker",
 		"--master-host", "127.0.0.1", "--master-port", strconv.Itoa(m.port), "--dify-workload", filepath.Join(m.rel, "w.toml"))
 	start(t, "python worker", e.workDir, argv)
 	e.startWorker(t, m)
@@ -382,7 +374,7 @@ func TestWorkloadMixedFleet(t *testing.T) {
 // expectedRows are the rows of everyTypeWorkload with --dify-split-flows.
 func expectedRows() []string {
 	rows := []string{"POST /v1/datasets/[id]/retrieve"}
-	for _, a := range workloadApps {
+	for _, a := range workloadApps() {
 		rows = append(rows, "POST "+a.post, "SSE TTFB "+a.name, "SSE Full Response "+a.name)
 	}
 	sort.Strings(rows)
@@ -423,7 +415,7 @@ func runRoundSettle(t *testing.T, w web, workers int) uiStats {
 // reports the same rows, equal to the mock's per-app counts.
 func TestRunWorkloadSameRows(t *testing.T) {
 	e := testEnv
-	mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
+	mk := e.startMock(t, workloadMockArgs()...)
 	dir := t.TempDir()
 	for name, content := range map[string]string{"w.toml": everyTypeWorkload, "questions.jsonl": questionsJSONL} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
@@ -431,10 +423,10 @@ func TestRunWorkloadSameRows(t *testing.T) {
 		}
 	}
 	p := start(t, "difyload run", dir, []string{e.binary, "run", "--workload", "w.toml", "--host", mk.URL, "-u", "6", "-r", "6",
-		"-t", "4s", "--split-flows", "--csv", "run", "--print-every", "0", "--stop-timeout", "20s"}, workloadKeys...)
+		"-t", "4s", "--split-flows", "--csv", "run", "--print-every", "0", "--stop-timeout", "20s"}, workloadKeys()...)
 	p.wait(t, 60*time.Second)
 	if code := p.exitCode(t, time.Second); code != 0 {
-		t.Fatalf("difyload run exited %d:\n%s", code, p.out.String())
+		t.Fatalf("difyload run exited %d:\n%s", code, p.Output())
 	}
 	tr := mk.fetchTruth(t, "?records=0")
 	var s uiStats
@@ -472,7 +464,7 @@ func TestWorkloadRefusedAtMasterStart(t *testing.T) {
 		{"dataset row without a query", strings.Replace(editedBefore, `queries = ["before"]`, `dataset = "questions.jsonl"`, 1),
 			"{\"query\": \"ok\"}\n{\"dept\": \"IT\"}\n", `apps[0].dataset (questions.jsonl line 2): row has no query`},
 	}
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		for _, tc := range bad {
 			t.Run(version+"/"+tc.name, func(t *testing.T) {
 				e := testEnv
@@ -481,15 +473,15 @@ func TestWorkloadRefusedAtMasterStart(t *testing.T) {
 					files["questions.jsonl"] = tc.dataset
 				}
 				m := e.startMaster(t, masterOpts{version: version, headless: true, users: 1, rate: 1, runTime: "5s", expect: 1,
-					files: files, env: workloadKeys, extraArgs: []string{"--dify-workload", "{dir}/w.toml"}})
+					files: files, env: workloadKeys(), noWait: true, extraArgs: []string{"--dify-workload", "{dir}/w.toml"}})
 				if code := m.exitCode(t, 60*time.Second); code == 0 {
-					t.Fatalf("the master started:\n%s", m.out.String())
+					t.Fatalf("the master started:\n%s", m.Output())
 				}
-				out := m.out.String()
+				out := m.Output()
 				if !strings.Contains(out, "workload "+m.rel+"/w.toml") || !strings.Contains(out, tc.want) || !strings.Contains(out, "fix:") {
 					t.Errorf("the master's message lacks the file, %q or the fix:\n%s", tc.want, out)
 				}
-				for _, kv := range workloadKeys {
+				for _, kv := range workloadKeys() {
 					if strings.Contains(out, strings.SplitN(kv, "=", 2)[1]) {
 						t.Error("a key is in the master's output")
 					}
@@ -503,7 +495,7 @@ func TestWorkloadRefusedAtMasterStart(t *testing.T) {
 // Go worker does not ("voice"): the worker says so in the Exceptions tab and its log, runs
 // nothing rather than something different, and stays connected.
 func TestWorkerRefusesWorkloadItCannotRun(t *testing.T) {
-	for _, version := range masterVersions {
+	for _, version := range masterVersions() {
 		t.Run(version, func(t *testing.T) {
 			e := testEnv
 			mk := e.startMock(t)
@@ -519,7 +511,7 @@ func TestWorkerRefusesWorkloadItCannotRun(t *testing.T) {
 			src := strings.Replace(editedBefore, `"chatflow"`, `"voice"`, 1)
 			m := e.startMaster(t, masterOpts{version: version, host: mk.URL, stopTO: 5,
 				files: map[string]string{"w.toml": src, "difyload_workload.py": newer},
-				env:   workloadKeys, extraArgs: []string{"--dify-workload", "{dir}/w.toml"}})
+				env:   workloadKeys(), extraArgs: []string{"--dify-workload", "{dir}/w.toml"}})
 			wk := e.startWorker(t, m)
 			w := m.web()
 			w.waitOneReady(t)
@@ -555,12 +547,12 @@ func TestWorkerRefusesWorkloadItCannotRun(t *testing.T) {
 			}
 			w.stop(t)
 			w.waitOneReady(t)
-			if !strings.Contains(wk.out.String(), "refusing the master's workload") {
+			if !strings.Contains(wk.Output(), "refusing the master's workload") {
 				t.Error("the worker's log does not say it refused the workload")
 			}
-			for _, kv := range workloadKeys {
+			for _, kv := range workloadKeys() {
 				key := strings.SplitN(kv, "=", 2)[1]
-				if strings.Contains(all, key) || strings.Contains(wk.out.String(), key) {
+				if strings.Contains(all, key) || strings.Contains(wk.Output(), key) {
 					t.Error("a key reached the Exceptions tab or the worker's log")
 				}
 			}
@@ -573,7 +565,7 @@ func TestWorkerRefusesWorkloadItCannotRun(t *testing.T) {
 // survives the workload the master sends at the next start.
 func TestUpdateUserClassReachesGoWorkers(t *testing.T) {
 	e := testEnv
-	mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
+	mk := e.startMock(t, workloadMockArgs()...)
 	m := e.workloadMaster(t, "latest", "http://127.0.0.1:9", everyTypeWorkload, "--class-picker")
 	e.startWorker(t, m)
 	w := m.web()
@@ -583,7 +575,7 @@ func TestUpdateUserClassReachesGoWorkers(t *testing.T) {
 		tasks []string
 	}{{"Maker", []string{"write"}}, {"Chatter", []string{"kb"}}} {
 		body := fmt.Sprintf(`{"user_class_name": %q, "host": %q, "weight": 1, "fixed_count": 0, "tasks": [%q]}`, cls.name, mk.URL, cls.tasks[0])
-		resp, err := http.Post(w.base+"/user", "application/json", strings.NewReader(body))
+		resp, err := locusttest.Post(w.base+"/user", "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -608,7 +600,7 @@ func TestWorkloadLargeDataset(t *testing.T) {
 	src := strings.Replace(editedBefore, `queries = ["before"]`, `dataset = "big.jsonl"`+"\npick = \"random\"", 1)
 	m := e.startMaster(t, masterOpts{version: "2.12.1", host: mk.URL, stopTO: 5,
 		files: map[string]string{"w.toml": src, "big.jsonl": rows.String()},
-		env:   workloadKeys, extraArgs: []string{"--dify-workload", "{dir}/w.toml", "--dify-split-flows"}})
+		env:   workloadKeys(), extraArgs: []string{"--dify-workload", "{dir}/w.toml", "--dify-split-flows"}})
 	wk := e.startWorker(t, m)
 	w := m.web()
 	w.waitOneReady(t)
@@ -617,7 +609,7 @@ func TestWorkloadLargeDataset(t *testing.T) {
 	if got, _ := s.row("SSE", "Full Response a"); n == 0 || got != n {
 		t.Errorf("master Full Response a = %d, the mock served %d", got, n)
 	}
-	if !strings.Contains(wk.out.String(), "workload from the master") {
+	if !strings.Contains(wk.Output(), "workload from the master") {
 		t.Error("the worker did not take the workload")
 	}
 }
@@ -640,17 +632,17 @@ class MakersOnly(LoadTestShape):
 // and its choice reaches the Go worker.
 func TestWorkloadClassesInLoadTestShape(t *testing.T) {
 	e := testEnv
-	mk := e.startMock(t, "--ttft", "20ms", "--token-delay", "2ms", "--tokens", "4", "--retrieval-latency", "5ms")
+	mk := e.startMock(t, workloadMockArgs()...)
 	m := e.startMaster(t, masterOpts{version: "latest", host: mk.URL, stopTO: 5,
 		files: map[string]string{"w.toml": everyTypeWorkload, "questions.jsonl": questionsJSONL, "shaped.py": shapeLocustfile},
-		env:   workloadKeys,
+		env:   workloadKeys(),
 		extraArgs: []string{"-f", "{dir}/shaped.py", "--headless", "--expect-workers", "1",
 			"--dify-workload", "{dir}/w.toml", "--dify-split-flows"}})
 	e.startWorker(t, m)
 	m.wait(t, 90*time.Second)
 	rows := csvRows(t, filepath.Join(m.dir, "run_stats.csv"))
 	tr := mk.truth(t)
-	for _, a := range workloadApps {
+	for _, a := range workloadApps() {
 		n := tr.Apps[a.mock].Requests
 		maker := a.name == "agent" || a.name == "write" || a.name == "wf"
 		if maker != (n > 0) {

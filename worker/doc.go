@@ -3,7 +3,8 @@
 // runs any runner.UserClass (the Dify users of tasks/ in difyload) on a
 // runner.Scheduler. It owns only the Locust protocol, in files grouped by
 // direction: message.go (states and message types), inbound.go (decoding and
-// parsing what the master sends), outbound.go (building what the worker
+// parsing what the master sends; framesize.go its size limits per message
+// type), outbound.go (building what the worker
 // sends), worker.go (the loop and its states) and the transport
 // (transport*.go, zmqwait*.go). The users' life cycle is runner's, which
 // `difyload run` uses without this package. The protocol facts it relies on
@@ -147,6 +148,14 @@
 // are gone stop. A spawn that asks for a class the worker does not have is
 // logged and reported once to the Exceptions tab (the master would otherwise
 // wait for users that never come); Worker.ReportException sends the
-// embedder's own entries. Frames may be up to 1 GiB (a workload inlines its
-// query datasets).
+// embedder's own entries.
+//
+// # Frame limits
+//
+// A frame from the master may be up to 16 MiB (protocol frames are a few KiB),
+// except the difyload_workload message, which inlines its query datasets and
+// may be up to 1 GiB (the master refuses more than 512 MiB of datasets). The
+// limit is chosen by the message type at the frame's head, before the rest is
+// decoded; a frame over its limit is logged with its type and size and
+// dropped, and the worker carries on.
 package worker

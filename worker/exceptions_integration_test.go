@@ -8,14 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"html"
-	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/difyload/difyload/internal/locusttest"
 	"github.com/difyload/difyload/runner"
 )
 
@@ -29,7 +28,7 @@ type masterException struct {
 
 func getExceptions(t *testing.T, base string) []masterException {
 	t.Helper()
-	resp, err := http.Get(base + "/exceptions")
+	resp, err := locusttest.Get(base + "/exceptions")
 	if err != nil {
 		t.Fatalf("GET /exceptions: %v", err)
 	}
@@ -58,14 +57,11 @@ var errTaskFailed = errors.New("difyload test error: task could not run")
 // a row of its own.
 func TestIntegrationPanicsInExceptionsTab(t *testing.T) {
 	const panicsPerUser, errorsPerUser = 3, 2
-	for _, v := range locustVersions(t) {
-		t.Run(v.name, func(t *testing.T) {
+	for _, v := range masterVersions() {
+		t.Run(v, func(t *testing.T) {
 			t.Parallel()
-			dir := t.TempDir()
-			unmountChroot(t, v, dir)
-			port, webPort := freePort(t), freePort(t)
-			webMaster(t, v, dir, port, webPort)
-			base := "http://127.0.0.1:" + strconv.Itoa(webPort)
+			m := webMaster(t, v, locusttest.MasterOptions{})
+			base, port := m.WebURL(), m.Port
 
 			var panics, errs, tasksAfter atomic.Int64
 			chat := &testClass{name: "ChatUser", weight: 3, wait: 20 * time.Millisecond}

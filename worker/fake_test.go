@@ -259,6 +259,29 @@ func (h *harness) stop() error {
 	return h.wait(time.Minute)
 }
 
+// mustStop is stop, failing the test if Run returned an error.
+func (h *harness) mustStop() {
+	h.t.Helper()
+	if err := h.stop(); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// connect plays a transport that reports its connection, then registers.
+func (h *harness) connect() {
+	h.t.Helper()
+	h.expect(typeClientReady, time.Second)
+	h.pushEvent(evConnected)
+	h.register()
+}
+
+// spawnChat spawns n ChatUsers and waits for spawning_complete.
+func (h *harness) spawnChat(n int) {
+	h.t.Helper()
+	h.push(typeSpawn, spawnData(1, map[string]int{"ChatUser": n}, nil, nil))
+	h.expect(typeSpawningComplete, time.Second)
+}
+
 func (h *harness) wait(d time.Duration) error {
 	h.t.Helper()
 	select {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/difyload/difyload/internal/locusttest"
 )
 
 // TestIntegrationIdleNoPolling: a worker registered with a real master and
@@ -24,13 +26,10 @@ import (
 // Bounds are generous (a 5 ms poll woke the owner 200 times a second); the
 // speed itself is measured in bench/.
 func TestIntegrationIdleNoPolling(t *testing.T) {
-	for _, v := range locustVersions(t) {
-		t.Run(v.name, func(t *testing.T) {
-			dir := t.TempDir()
-			unmountChroot(t, v, dir)
-			port, webPort := freePort(t), freePort(t)
-			webMaster(t, v, dir, port, webPort)
-			base := "http://127.0.0.1:" + strconv.Itoa(webPort)
+	for _, v := range masterVersions() {
+		t.Run(v, func(t *testing.T) {
+			m := webMaster(t, v, locusttest.MasterOptions{})
+			base, port := m.WebURL(), m.Port
 
 			var mu sync.Mutex
 			var conns []*zmqConn

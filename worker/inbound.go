@@ -14,13 +14,8 @@ import (
 	"unicode/utf8"
 )
 
-// Limits for frames from the master. Protocol frames are a few KiB (a spawn
-// with parsed_options is ~2 KiB); a workload message inlines its query
-// datasets (10^6 rows ≈ 100 MiB), so frames may be large, but not deep.
-const (
-	maxFrameSize  = 1 << 30
-	maxDecodeDeep = 32
-)
+// maxDecodeDeep bounds the nesting of a frame: frames may be large, never deep.
+const maxDecodeDeep = 32
 
 // message is one decoded protocol message: Locust's Message(type, data, node_id).
 type message struct {
@@ -40,8 +35,8 @@ func decodeMessage(frame []byte) (message, error) {
 	if len(frame) == 0 {
 		return message{}, fmt.Errorf("%w: empty frame", errMalformed)
 	}
-	if len(frame) > maxFrameSize {
-		return message{}, fmt.Errorf("%w: frame of %d bytes", errMalformed, len(frame))
+	if err := checkFrameSize(frame); err != nil {
+		return message{}, fmt.Errorf("%w: %w", errMalformed, err)
 	}
 	d := mpDecoder{b: frame}
 	v, err := d.value(0)

@@ -9,9 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,30 +23,9 @@ import (
 
 // Integration tests against real Locust masters on 127.0.0.1.
 
-type locustVersion struct {
-	name   string
-	argv   []string // command prefix that runs this Locust
-	chroot bool     // locust-latest: paths must be under cmd.Dir, which it bind-mounts
-}
-
-func locustVersions(t *testing.T) []locustVersion {
-	var out []locustVersion
-	for _, v := range []struct{ name, version string }{{"2.12.1", locustbin.V2_12}, {"2.46.7", locustbin.Latest}} {
-		argv, err := locustbin.Command(v.version)
-		if err != nil {
-			if locustbin.InCI() {
-				t.Fatalf("CI: %v", err)
-			}
-			t.Logf("skipping Locust %s: %v", v.name, err)
-			continue
-		}
-		out = append(out, locustVersion{name: v.name, argv: argv, chroot: v.version == locustbin.Latest})
-	}
-	if len(out) == 0 {
-		locustbin.Missing(t, "no Locust master found (scripts/setup.sh installs both)")
-	}
-	return out
-}
+// masterVersions are the masters every integration test runs against; a
+// missing one skips its subtest (fails it in CI, see internal/locustbin).
+func masterVersions() []string { return []string{locustbin.V2_12, locustbin.Latest} }
 
 const testLocustfile = `
 from locust import User, task, constant
@@ -71,92 +47,28 @@ class RetrieveUser(User):
         raise RuntimeError("Python never runs this: the Go worker does")
 `
 
-func freePort(t *testing.T) int { return locusttest.FreePort(t) }
-
-// master is one running locust master process.
-type master struct {
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-}
-
-// startMaster runs locust in dir with the locustfile and extra args.
-func startMaster(t *testing.T, v locustVersion, dir string, args ...string) *master {
+// startMaster starts a master of version running testLocustfile.
+func startMaster(t *testing.T, version string, o locusttest.MasterOptions) *locusttest.Master {
 	t.Helper()
-	lf := filepath.Join(dir, "locustfile.py")
-	if err := os.WriteFile(lf, []byte(testLocustfile), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(dir, fmt.Sprintf("master-%d.log", time.Now().UnixNano()))
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	full := append([]string{"-f", lf, "--master", "--master-bind-host", "127.0.0.1"}, args...)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	cmd := exec.CommandContext(ctx, v.argv[0], append(v.argv[1:len(v.argv):len(v.argv)], full...)...)
-	cmd.Dir = dir
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
-	if err := cmd.Start(); err != nil {
-		cancel()
-		logf.Close()
-		t.Fatalf("start %s: %v", v.argv, err)
-	}
-	m := &master{cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		cancel()
-		logf.Close()
-		close(m.done)
-	}()
-	t.Cleanup(func() {
-		m.kill()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("master %s log:\n%s", v.name, b)
-		}
-	})
-	return m
+	o.Version = version
+	o.Files = map[string]string{"locustfile.py": testLocustfile}
+	return locusttest.StartMasterT(t, o)
 }
 
-func (m *master) kill() {
-	select {
-	case <-m.done:
-		return
-	default:
-	}
-	_ = m.cmd.Process.Signal(syscall.SIGKILL)
-	<-m.done
-}
-
-func (m *master) signal(sig os.Signal) { _ = m.cmd.Process.Signal(sig) }
-
-func (m *master) wait(t *testing.T, d time.Duration) {
+// webMaster starts a master whose web UI runs the test (debug log).
+func webMaster(t *testing.T, version string, o locusttest.MasterOptions) *locusttest.Master {
 	t.Helper()
-	select {
-	case <-m.done:
-	case <-time.After(d):
-		t.Errorf("master did not exit within %v", d)
-		m.kill()
-	}
+	o.LogLevel = "DEBUG"
+	return startMaster(t, version, o)
 }
 
-func (m *master) output() string {
-	b, _ := os.ReadFile(m.log)
-	return string(b)
-}
-
-// unmountChroot removes locust-latest's bind mount of dir (best effort).
-func unmountChroot(t *testing.T, v locustVersion, dir string) {
-	if !v.chroot {
-		return
+// waitExit waits up to d for the master to exit on its own, else fails t and kills it.
+func waitExit(t *testing.T, m *locusttest.Master, d time.Duration) {
+	t.Helper()
+	if _, err := m.Wait(d); err != nil {
+		t.Error(err)
+		m.Kill()
 	}
-	t.Cleanup(func() {
-		root := locustbin.ChrootRoot()
-		_ = exec.Command("umount", "-l", root+dir).Run()
-	})
 }
 
 // runWorker runs a worker in the background; the returned func waits for Run.
@@ -203,32 +115,28 @@ func csvRows(t *testing.T, path string) map[string][]string {
 }
 
 func TestIntegrationHeadless(t *testing.T) {
-	for _, v := range locustVersions(t) {
-		t.Run(v.name, func(t *testing.T) {
+	for _, v := range masterVersions() {
+		t.Run(v, func(t *testing.T) {
 			t.Parallel()
-			dir := t.TempDir()
-			unmountChroot(t, v, dir)
-			port := freePort(t)
-			m := startMaster(t, v, dir, "--headless", "-u", "4", "-r", "2", "-t", "6s",
-				"--expect-workers", "1", "--master-bind-port", strconv.Itoa(port),
-				"--csv", filepath.Join(dir, "x"), "--loglevel", "DEBUG")
+			m := startMaster(t, v, locusttest.MasterOptions{Headless: &locusttest.Headless{Users: 4, SpawnRate: 2, RunTime: "6s"},
+				CSV: "x", LogLevel: "DEBUG"})
 
 			tap := newTapStats()
 			classes := []runner.UserClass{
 				recordingClass("ChatUser", tap.st, 100*time.Millisecond),
 				recordingClass("RetrieveUser", tap.st, 100*time.Millisecond),
 			}
-			_, _, wait := runWorker(t, Config{MasterPort: port, ConnectTimeout: time.Minute, Logger: testLogger(t)}, classes, tap)
+			_, _, wait := runWorker(t, Config{MasterPort: m.Port, ConnectTimeout: time.Minute, Logger: testLogger(t)}, classes, tap)
 			if err := wait(90 * time.Second); err != nil {
 				t.Fatalf("Run: %v", err)
 			}
-			m.wait(t, 30*time.Second)
-			out := m.output()
+			waitExit(t, m, 30*time.Second)
+			out := m.Output()
 			if !strings.Contains(out, "quit") {
 				t.Errorf("master log does not mention our quit")
 			}
 
-			rows := csvRows(t, filepath.Join(dir, "x_stats.csv"))
+			rows := csvRows(t, m.Path("x_stats.csv"))
 			want := tap.cum.Rows()
 			if len(want) < 3 {
 				t.Fatalf("worker recorded only %d rows", len(want))
@@ -244,7 +152,7 @@ func TestIntegrationHeadless(t *testing.T) {
 					t.Errorf("row %q: CSV requests/failures %s/%s, worker sent %d/%d", key, got[2], got[3], r.NumRequests, r.NumFailures)
 				}
 			}
-			frows := csvRows(t, filepath.Join(dir, "x_failures.csv"))
+			frows := csvRows(t, m.Path("x_failures.csv"))
 			if len(frows) == 0 {
 				t.Errorf("no failures in x_failures.csv")
 			}
@@ -270,7 +178,7 @@ type webStats struct {
 
 func getStats(base string) (webStats, error) {
 	var s webStats
-	resp, err := http.Get(base + "/stats/requests")
+	resp, err := locusttest.Get(base + "/stats/requests")
 	if err != nil {
 		return s, err
 	}
@@ -310,7 +218,7 @@ func workerState(s webStats, id string) string {
 
 func post(t *testing.T, base, path string, form url.Values) {
 	t.Helper()
-	resp, err := http.PostForm(base+path, form)
+	resp, err := locusttest.PostForm(base+path, form)
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}
@@ -322,7 +230,7 @@ func post(t *testing.T, base, path string, form url.Values) {
 
 func get(t *testing.T, base, path string) {
 	t.Helper()
-	resp, err := http.Get(base + path)
+	resp, err := locusttest.Get(base + path)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
@@ -332,27 +240,19 @@ func get(t *testing.T, base, path string) {
 	}
 }
 
-func webMaster(t *testing.T, v locustVersion, dir string, port, webPort int) *master {
-	return startMaster(t, v, dir, "--master-bind-port", strconv.Itoa(port),
-		"--web-host", "127.0.0.1", "--web-port", strconv.Itoa(webPort), "--loglevel", "DEBUG")
-}
-
 func TestIntegrationStopStartCycle(t *testing.T) {
-	for _, v := range locustVersions(t) {
-		t.Run(v.name, func(t *testing.T) {
+	for _, v := range masterVersions() {
+		t.Run(v, func(t *testing.T) {
 			t.Parallel()
-			dir := t.TempDir()
-			unmountChroot(t, v, dir)
-			port, webPort := freePort(t), freePort(t)
-			m := webMaster(t, v, dir, port, webPort)
-			base := "http://127.0.0.1:" + strconv.Itoa(webPort)
+			m := webMaster(t, v, locusttest.MasterOptions{})
+			base := m.WebURL()
 
 			tap := newTapStats()
 			classes := []runner.UserClass{
 				recordingClass("ChatUser", tap.st, 100*time.Millisecond),
 				recordingClass("RetrieveUser", tap.st, 100*time.Millisecond),
 			}
-			w, _, wait := runWorker(t, Config{MasterPort: port, ConnectTimeout: time.Minute, StatsInterval: time.Second, Logger: testLogger(t)}, classes, tap)
+			w, _, wait := runWorker(t, Config{MasterPort: m.Port, ConnectTimeout: time.Minute, StatsInterval: time.Second, Logger: testLogger(t)}, classes, tap)
 			id := w.NodeID()
 
 			waitFor(t, base, 60*time.Second, "worker ready", func(s webStats) bool { return workerState(s, id) == "ready" })
@@ -374,37 +274,34 @@ func TestIntegrationStopStartCycle(t *testing.T) {
 					return s.State == "stopped" && workerState(s, id) == "ready" && s.UserCount == 0
 				})
 			}
-			m.signal(syscall.SIGTERM)
+			_ = m.Signal(syscall.SIGTERM)
 			if err := wait(30 * time.Second); err != nil {
 				t.Errorf("Run after master quit: %v", err)
 			}
-			m.wait(t, 30*time.Second)
+			waitExit(t, m, 30*time.Second)
 		})
 	}
 }
 
 func TestIntegrationMasterRestart(t *testing.T) {
-	for _, v := range locustVersions(t) {
-		t.Run(v.name, func(t *testing.T) {
+	for _, v := range masterVersions() {
+		t.Run(v, func(t *testing.T) {
 			t.Parallel()
-			dir := t.TempDir()
-			unmountChroot(t, v, dir)
-			port, webPort := freePort(t), freePort(t)
-			m1 := webMaster(t, v, dir, port, webPort)
-			base := "http://127.0.0.1:" + strconv.Itoa(webPort)
+			m1 := webMaster(t, v, locusttest.MasterOptions{})
+			base := m1.WebURL()
 
 			classes := []runner.UserClass{
 				&testClass{name: "ChatUser", weight: 3, wait: 50 * time.Millisecond},
 				&testClass{name: "RetrieveUser", weight: 1, wait: 50 * time.Millisecond},
 			}
-			w, cancel, wait := runWorker(t, Config{MasterPort: port, ConnectTimeout: time.Minute, Logger: testLogger(t)}, classes, emptyStats{})
+			w, cancel, wait := runWorker(t, Config{MasterPort: m1.Port, ConnectTimeout: time.Minute, Logger: testLogger(t)}, classes, emptyStats{})
 			id := w.NodeID()
 			waitFor(t, base, 60*time.Second, "worker registered with the first master", func(s webStats) bool { return workerState(s, id) == "ready" })
 			post(t, base, "/swarm", url.Values{"user_count": {"2"}, "spawn_rate": {"2"}, "host": {"http://127.0.0.1:9"}})
 			waitFor(t, base, 20*time.Second, "2 users running", func(s webStats) bool { return s.UserCount == 2 })
 
-			m1.kill()
-			m2 := webMaster(t, v, dir, port, webPort)
+			m1.Kill()
+			m2 := webMaster(t, v, locusttest.MasterOptions{Dir: m1.Dir, Port: m1.Port, WebPort: m1.WebPort})
 			// The new master needs a moment to start; the worker then has to
 			// notice and re-register within 10 s of the master being up.
 			waitFor(t, base, 60*time.Second, "second master's web UI up", func(webStats) bool { return true })
@@ -423,7 +320,7 @@ func TestIntegrationMasterRestart(t *testing.T) {
 				t.Errorf("Run after cancel: %v", err)
 			}
 			waitFor(t, base, 10*time.Second, "worker gone after quit", func(s webStats) bool { return workerState(s, id) == "" })
-			m2.kill()
+			m2.Kill()
 		})
 	}
 }
@@ -431,28 +328,25 @@ func TestIntegrationMasterRestart(t *testing.T) {
 // TestIntegrationIPv6 connects over [::1] (ZMQ_IPV6); only 2.32+ masters
 // can bind IPv6, so 2.12.1 is skipped.
 func TestIntegrationIPv6(t *testing.T) {
-	for _, v := range locustVersions(t) {
-		if v.name == "2.12.1" {
+	for _, v := range masterVersions() {
+		if v == locustbin.V2_12 {
 			continue
 		}
-		t.Run(v.name, func(t *testing.T) {
+		t.Run(v, func(t *testing.T) {
 			t.Parallel()
-			if l, err := net.Listen("tcp", "[::1]:0"); err != nil {
+			var lc net.ListenConfig
+			if l, err := lc.Listen(t.Context(), "tcp", "[::1]:0"); err != nil {
 				t.Skipf("no IPv6 loopback: %v", err)
 			} else {
 				l.Close()
 			}
-			dir := t.TempDir()
-			unmountChroot(t, v, dir)
-			port := freePort(t)
-			m := startMaster(t, v, dir, "--headless", "-u", "2", "-r", "2", "-t", "3s",
-				"--expect-workers", "1", "--master-bind-host", "::1", "--master-bind-port", strconv.Itoa(port))
-			_, _, wait := runWorker(t, Config{MasterHost: "::1", MasterPort: port, ConnectTimeout: time.Minute, Logger: testLogger(t)}, twoClasses(), emptyStats{})
+			m := startMaster(t, v, locusttest.MasterOptions{BindHost: "::1", Headless: &locusttest.Headless{Users: 2, SpawnRate: 2, RunTime: "3s"}})
+			_, _, wait := runWorker(t, Config{MasterHost: "::1", MasterPort: m.Port, ConnectTimeout: time.Minute, Logger: testLogger(t)}, twoClasses(), emptyStats{})
 			if err := wait(60 * time.Second); err != nil {
 				t.Fatalf("Run over IPv6: %v", err)
 			}
-			m.wait(t, 30*time.Second)
-			if out := m.output(); !strings.Contains(out, "quit") {
+			waitExit(t, m, 30*time.Second)
+			if out := m.Output(); !strings.Contains(out, "quit") {
 				t.Errorf("master never saw our quit:\n%s", out)
 			}
 		})

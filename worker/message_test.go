@@ -131,17 +131,20 @@ func TestEncodeTypes(t *testing.T) {
 	}
 }
 
-var entryKeys = []string{"name", "method", "last_request_timestamp", "start_time", "num_requests", "num_none_requests",
-	"num_failures", "total_response_time", "max_response_time", "min_response_time", "total_content_length",
-	"response_times", "num_reqs_per_sec", "num_fail_per_sec"}
+// entryKeys are the keys of a stats entry, in Locust's order.
+func entryKeys() []string {
+	return []string{"name", "method", "last_request_timestamp", "start_time", "num_requests", "num_none_requests",
+		"num_failures", "total_response_time", "max_response_time", "min_response_time", "total_content_length",
+		"response_times", "num_reqs_per_sec", "num_fail_per_sec"}
+}
 
 func checkEntry(t *testing.T, v any) map[string]any {
 	t.Helper()
 	e := mapOf(t, v)
-	if len(e) != len(entryKeys) {
-		t.Errorf("entry has %d keys, want %d: %v", len(e), len(entryKeys), e)
+	if len(e) != len(entryKeys()) {
+		t.Errorf("entry has %d keys, want %d: %v", len(e), len(entryKeys()), e)
 	}
-	for _, k := range entryKeys {
+	for _, k := range entryKeys() {
 		if _, ok := e[k]; !ok {
 			t.Errorf("entry without %q", k)
 		}
@@ -247,7 +250,7 @@ func TestStatsPayloadSanitises(t *testing.T) {
 func TestPythonDecodesOutput(t *testing.T) {
 	t.Parallel()
 	const py = "/usr/bin/python3" // the interpreter of Debian's /usr/bin/locust
-	if err := exec.Command(py, "-c", "import msgpack, locust.stats").Run(); err != nil {
+	if err := exec.CommandContext(t.Context(), py, "-c", "import msgpack, locust.stats").Run(); err != nil {
 		t.Skipf("%s cannot import msgpack and locust.stats: %v", py, err)
 	}
 	dir := t.TempDir()
@@ -296,7 +299,7 @@ e.get_response_time_percentile(0.95); e.median_response_time; e.current_rps
 assert stats.total.min_response_time is None and stats.total.last_request_timestamp is None
 print("ok")
 `
-	out, err := exec.Command(py, "-c", script, dir).CombinedOutput()
+	out, err := exec.CommandContext(t.Context(), py, "-c", script, dir).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "ok") {
 		t.Fatalf("python3 (system locust) rejected our frames: %v\n%s", err, out)
 	}

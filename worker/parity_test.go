@@ -57,9 +57,7 @@ func TestMasterHeartbeatGapToleratedLikePython(t *testing.T) {
 		if n := toInt(t, mapOf(t, st.Data)["user_count"]); n != 0 {
 			t.Errorf("user_count %d after re-register, want 0", n)
 		}
-		if err := h.stop(); err != nil {
-			t.Fatal(err)
-		}
+		h.mustStop()
 	})
 }
 
@@ -70,11 +68,8 @@ func TestReconnectToSameMasterKeepsUsers(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				h := startHarness(t, Config{}, twoClasses(), emptyStats{})
-				h.expect(typeClientReady, time.Second)
-				h.pushEvent(evConnected)
-				h.register()
-				h.push(typeSpawn, spawnData(1, map[string]int{"ChatUser": 2}, nil, nil))
-				h.expect(typeSpawningComplete, time.Second)
+				h.connect()
+				h.spawnChat(2)
 				if heartbeats {
 					answerHeartbeats(h, 3)
 				}
@@ -89,9 +84,7 @@ func TestReconnectToSameMasterKeepsUsers(t *testing.T) {
 				if n := toInt(t, mapOf(t, st.Data)["user_count"]); n != 2 {
 					t.Fatalf("user_count %d after the reconnect, want 2", n)
 				}
-				if err := h.stop(); err != nil {
-					t.Fatal(err)
-				}
+				h.mustStop()
 			})
 		})
 	}
@@ -101,11 +94,8 @@ func TestReconnectToSameMasterKeepsUsers(t *testing.T) {
 func TestReconnectAfterRefusalsReregisters(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := startHarness(t, Config{}, twoClasses(), emptyStats{})
-		h.expect(typeClientReady, time.Second)
-		h.pushEvent(evConnected)
-		h.register()
-		h.push(typeSpawn, spawnData(1, map[string]int{"ChatUser": 2}, nil, nil))
-		h.expect(typeSpawningComplete, time.Second)
+		h.connect()
+		h.spawnChat(2)
 		h.pushEvent(evDisconnected)
 		for range 4 {
 			h.pushEvent(evRetried)
@@ -117,9 +107,7 @@ func TestReconnectAfterRefusalsReregisters(t *testing.T) {
 			t.Errorf("state %q", s)
 		}
 		h.push(typeAck, map[string]any{"index": 0})
-		if err := h.stop(); err != nil {
-			t.Fatal(err)
-		}
+		h.mustStop()
 	})
 }
 
@@ -128,9 +116,7 @@ func TestReconnectAfterRefusalsReregisters(t *testing.T) {
 func TestReconnectWithoutHeartbeatAnswerReregisters(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := startHarness(t, Config{}, twoClasses(), emptyStats{})
-		h.expect(typeClientReady, time.Second)
-		h.pushEvent(evConnected)
-		h.register()
+		h.connect()
 		answerHeartbeats(h, 3)
 		h.pushEvent(evDisconnected)
 		h.pushEvent(evRetried)
@@ -140,9 +126,7 @@ func TestReconnectWithoutHeartbeatAnswerReregisters(t *testing.T) {
 		if d := g.At.Sub(at); d < 4*time.Second || d > 7*time.Second {
 			t.Errorf("re-registered %v after the reconnect, want about 5 heartbeats", d)
 		}
-		if err := h.stop(); err != nil {
-			t.Fatal(err)
-		}
+		h.mustStop()
 	})
 }
 
@@ -151,9 +135,7 @@ func TestStatsKeptWhileDisconnected(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := metrics.NewStats()
 		h := startHarness(t, Config{}, twoClasses(), st)
-		h.expect(typeClientReady, time.Second)
-		h.pushEvent(evConnected)
-		h.register()
+		h.connect()
 		h.pushEvent(evDisconnected)
 		st.Record(metrics.Sample{Method: "POST", Name: "/x", Duration: time.Millisecond})
 		time.Sleep(7 * time.Second) // two stats intervals while down
@@ -168,9 +150,7 @@ func TestStatsKeptWhileDisconnected(t *testing.T) {
 		if total != 1 {
 			t.Fatalf("reported %d requests after the reconnect, want the 1 recorded while down", total)
 		}
-		if err := h.stop(); err != nil {
-			t.Fatal(err)
-		}
+		h.mustStop()
 	})
 }
 
@@ -203,9 +183,7 @@ func TestStoppingUsersCountAsRunning(t *testing.T) {
 		if len(counts) < 2 || counts[0] != 1 || counts[len(counts)-1] != 0 {
 			t.Fatalf("user_count in the stats during the stop: %v, want 1 while the task runs, then 0", counts)
 		}
-		if err := h.stop(); err != nil {
-			t.Fatal(err)
-		}
+		h.mustStop()
 	})
 }
 
@@ -238,9 +216,7 @@ func TestResetStats(t *testing.T) {
 		if len(spawned) != 1 || spawned[0].ParsedOptions["reset_stats"] != true {
 			t.Fatalf("OnSpawn got %v", spawned)
 		}
-		if err := h.stop(); err != nil {
-			t.Fatal(err)
-		}
+		h.mustStop()
 	})
 }
 
@@ -249,8 +225,7 @@ func TestLogsOnlyToMastersThatShowLogs(t *testing.T) {
 		lines := []string{"line 1"}
 		h := startHarness(t, Config{LogLines: func() []string { return lines }}, twoClasses(), emptyStats{})
 		h.register()
-		h.push(typeSpawn, spawnData(1, map[string]int{"ChatUser": 1}, nil, nil))
-		h.expect(typeSpawningComplete, time.Second)
+		h.spawnChat(1)
 		for _, g := range h.collect(21 * time.Second) {
 			if g.Type == typeLogs {
 				t.Fatal("logs sent to a master that never broadcast spawning_complete (< 2.29)")
@@ -271,9 +246,7 @@ func TestLogsOnlyToMastersThatShowLogs(t *testing.T) {
 				t.Fatal("unchanged logs sent again")
 			}
 		}
-		if err := h.stop(); err != nil {
-			t.Fatal(err)
-		}
+		h.mustStop()
 	})
 }
 

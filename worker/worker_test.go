@@ -106,9 +106,7 @@ func TestStateMachine(t *testing.T) {
 		if n := toInt(t, mapOf(t, g.Data)["user_count"]); n != 2 {
 			t.Errorf("second spawn user_count %d", n)
 		}
-		if err := h.stop(); err != nil {
-			t.Fatal(err)
-		}
+		h.mustStop()
 	})
 }
 
@@ -133,9 +131,7 @@ func TestStaleSpawnDropped(t *testing.T) {
 		if c := countsOf(t, mapOf(t, g.Data)["user_classes_count"]); c["ChatUser"] != 1 || c["RetrieveUser"] != 1 {
 			t.Errorf("counts after fresh spawn %v", c)
 		}
-		if err := h.stop(); err != nil {
-			t.Fatal(err)
-		}
+		h.mustStop()
 	})
 }
 
@@ -202,9 +198,7 @@ func TestSpawnTargetsAndRampDown(t *testing.T) {
 		if env := chat.lastEnv(); env.Host != "http://target:1" {
 			t.Errorf("new user host %q", env.Host)
 		}
-		if err := h.stop(); err != nil {
-			t.Fatal(err)
-		}
+		h.mustStop()
 	})
 }
 
@@ -257,9 +251,7 @@ func TestQuitFlushesStatsBeforeQuit(t *testing.T) {
 				}
 				if waitNew {
 					h.expect(typeClientReady, time.Second)
-					if err := h.stop(); err != nil {
-						t.Fatal(err)
-					}
+					h.mustStop()
 					return
 				}
 				if err := h.wait(10 * time.Second); err != nil {
@@ -336,9 +328,7 @@ func TestExceptionReporting(t *testing.T) {
 		if !found {
 			t.Error("no exception for the returned error")
 		}
-		if err := h.stop(); err != nil {
-			t.Fatal(err)
-		}
+		h.mustStop()
 	})
 }
 
@@ -374,9 +364,7 @@ func TestMalformedFramesIgnored(t *testing.T) {
 		g := h.expect(typeSpawning, time.Second)
 		_ = g
 		h.expect(typeSpawningComplete, time.Second)
-		if err := h.stop(); err != nil {
-			t.Fatal(err)
-		}
+		h.mustStop()
 	})
 }
 
@@ -390,9 +378,7 @@ func TestNoMasterTimeoutWithoutMasterHeartbeats(t *testing.T) {
 				t.Fatal("re-registered although the master never sent heartbeats")
 			}
 		}
-		if err := h.stop(); err != nil {
-			t.Fatal(err)
-		}
+		h.mustStop()
 	})
 }
 
@@ -488,9 +474,7 @@ func TestReconnectRecreatesSocket(t *testing.T) {
 				t.Error("client_ready after reconnect (Python does not re-register)")
 			}
 		}
-		if err := h.stop(); err != nil {
-			t.Fatal(err)
-		}
+		h.mustStop()
 	})
 }
 
@@ -513,9 +497,7 @@ func TestStatsEveryStateAndExtras(t *testing.T) {
 		if _, ok := d["llm"]; !ok {
 			t.Error("extras missing")
 		}
-		if err := h.stop(); err != nil {
-			t.Fatal(err)
-		}
+		h.mustStop()
 	})
 }
 

@@ -30,7 +30,7 @@ func mapRules() []rule {
 		{pkg: "difymock"},
 		{pkg: "report"},
 		{pkg: "internal/locustbin"},
-		{pkg: "internal/locusttest"},
+		{pkg: "internal/locusttest", allowed: []string{"internal/locustbin"}},
 		{pkg: "workload", allowed: []string{"sse", "sse/internal/jsonscan"}},
 		{pkg: "tasks", allowed: []string{"runner", "sse", "sse/internal/jsonscan", "metrics", "workload"}},
 		{pkg: "worker", allowed: []string{"runner", "metrics"}},

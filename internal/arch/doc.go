@@ -25,7 +25,8 @@
 //	                 runner.UserClass.
 //	cmd/difyload/    flags, signals and wiring of all the above.
 //
-// internal/locustbin (finding the Locust masters tests run) and
-// internal/locusttest (what the Locust test harnesses share: ports, CSV files)
-// import nothing of ours either. Test files may import more (e2e imports everything).
+// internal/locustbin (finding the Locust masters tests run) imports nothing of
+// ours either; internal/locusttest (what the Locust test harnesses share: the
+// process and master launcher, ports, CSV files) only internal/locustbin. Test
+// files may import more (e2e imports everything).
 package arch

@@ -1,11 +1,11 @@
-// Package locusttest holds the helpers the Locust test harnesses share
-// (worker/integration_test.go and e2e/harness*_test.go): free loopback ports
-// for masters, mocks and web UIs, and reading the CSV files a master writes.
-// Finding the masters themselves is internal/locustbin's job.
 package locusttest
 
+// Free loopback ports and the CSV files a master writes.
+
 import (
+	"context"
 	"encoding/csv"
+	"fmt"
 	"net"
 	"os"
 	"testing"
@@ -14,12 +14,21 @@ import (
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freePort(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+func freePort(ctx context.Context) (int, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("a free port: %w", err)
+	}
 	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // ReadCSV reads the CSV file at path (a master's *_stats.csv or *_failures.csv):

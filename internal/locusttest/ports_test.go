@@ -11,7 +11,8 @@ import (
 func TestFreePort(t *testing.T) {
 	t.Parallel()
 	p := FreePort(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+	var lc net.ListenConfig
+	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:"+strconv.Itoa(p))
 	if err != nil {
 		t.Fatalf("port %d not usable: %v", p, err)
 	}
