@@ -42,6 +42,10 @@ func (c *chat) streamTokens() (ok, stop bool) {
 		if !c.waitUntil(c.next, true) {
 			return false, false
 		}
+		if i == 0 && c.s.now == nil {
+			// Real clock only: a test clock ticks per read, and goldens count its reads.
+			c.rec.FirstTokenWrite = time.Now().UnixNano()
+		}
 		var sent bool
 		switch {
 		case i == bigAt && (c.fault == fBigEvent || c.fault == fOversized || c.fault == fHugeEvent):

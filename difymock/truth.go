@@ -208,7 +208,12 @@ type Record struct {
 	Tokens     int    `json:"tokens"`      // answer chunks sent (chat)
 	Received   int64  `json:"received"`    // when the handler started
 	FirstToken int64  `json:"first_token"` // after Write+Flush of the first answer chunk returned
-	Terminal   int64  `json:"terminal"`    // after Write+Flush of the terminal event (or blocking body) returned
+	// FirstTokenWrite is the clock read just before the first answer chunk was written: its
+	// bytes cannot have arrived before it. FirstToken can lag the arrival when the mock is
+	// descheduled after the write (a loaded machine), so causality checks use this one. It is
+	// a real-clock reading, 0 when the server runs on a test clock (Config's clock hook).
+	FirstTokenWrite int64 `json:"first_token_write"`
+	Terminal        int64 `json:"terminal"` // after Write+Flush of the terminal event (or blocking body) returned
 	// ConversationID is the conversation of a chat-messages request (issued or reused);
 	// Turn is its turn number (1 = the first).
 	ConversationID string `json:"conversation_id,omitempty"`
