@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/difyload/difyload/sse/internal/h1"
@@ -173,7 +174,12 @@ func NewTransport(cfg TransportConfig) *Transport {
 			MaxIdleConnsPerHost: cfg.MaxIdleConnsPerHost,
 			IdleConnTimeout:     std.IdleConnTimeout,
 			TLSHandshakeTimeout: std.TLSHandshakeTimeout,
-			Proxy:               std.Proxy,
+			Proxy: func(r *http.Request) (*url.URL, error) {
+				if std.Proxy == nil {
+					return nil, nil
+				}
+				return std.Proxy(r)
+			},
 			Fallback:            std,
 		})
 	}

@@ -13,7 +13,7 @@ import (
 type conn struct {
 	nc     net.Conn  // what requests read and write: the TLS conn or the TCP one
 	tls    *tls.Conn // nil for http
-	key    string
+	key    key
 	idleAt time.Time
 	reused bool
 }
@@ -42,13 +42,13 @@ func (t *Transport) dial(ctx context.Context, k key, trace *httptrace.ClientTrac
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{nc: nc, key: k.str}
+	c := &conn{nc: nc, key: k}
 	if !k.https {
 		return c, nil
 	}
 	cfg := t.cfg.TLS.Clone()
 	if cfg.ServerName == "" {
-		cfg.ServerName = k.host
+		cfg.ServerName, _, _ = net.SplitHostPort(k.addr)
 	}
 	cfg.NextProtos = []string{"http/1.1"}
 	tc := tls.Client(nc, cfg)

@@ -9,7 +9,7 @@ import (
 // getConn returns an idle connection for k that is still open, or dials one.
 func (t *Transport) getConn(ctx context.Context, k key, trace *httptrace.ClientTrace) (*conn, error) {
 	for {
-		c := t.popIdle(k.str)
+		c := t.popIdle(k)
 		if c == nil {
 			break
 		}
@@ -35,7 +35,7 @@ func (t *Transport) getConn(ctx context.Context, k key, trace *httptrace.ClientT
 
 // popIdle takes the newest idle connection of a pool that has not expired; expired ones
 // found on the way are closed.
-func (t *Transport) popIdle(k string) *conn {
+func (t *Transport) popIdle(k key) *conn {
 	var expired *conn
 	t.mu.Lock()
 	cs := t.idle[k]
@@ -73,7 +73,7 @@ func (t *Transport) putIdle(c *conn) {
 		return
 	}
 	if t.idle == nil {
-		t.idle = make(map[string][]*conn)
+		t.idle = make(map[key][]*conn)
 	}
 	t.idle[c.key] = append(t.idle[c.key], c)
 	t.nIdle++

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 )
@@ -75,7 +74,7 @@ type Transport struct {
 	cfg Config
 
 	mu    sync.Mutex
-	idle  map[string][]*conn // per host key, newest last
+	idle  map[key][]*conn // newest last
 	nIdle int
 	sweep *time.Timer // closes expired idle connections; armed while any is idle
 
@@ -244,25 +243,17 @@ func closeBody(req *http.Request) {
 type key struct {
 	https bool
 	addr  string // host:port to dial
-	host  string // host name for TLS
-	str   string // map key
 }
 
+// hostKey builds the pool key without allocating when the URL names its port.
 func hostKey(u *url.URL) key {
-	k := key{https: u.Scheme == "https", host: u.Hostname()}
-	port := u.Port()
-	if port == "" {
-		port = "80"
+	k := key{https: u.Scheme == "https", addr: u.Host}
+	if u.Port() == "" {
+		port := "80"
 		if k.https {
 			port = "443"
 		}
+		k.addr = net.JoinHostPort(u.Hostname(), port)
 	}
-	k.addr = net.JoinHostPort(k.host, port)
-	var sb strings.Builder
-	sb.Grow(len(u.Scheme) + 3 + len(k.addr))
-	sb.WriteString(u.Scheme)
-	sb.WriteString("://")
-	sb.WriteString(k.addr)
-	k.str = sb.String()
 	return k
 }
