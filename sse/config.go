@@ -180,7 +180,7 @@ func NewTransport(cfg TransportConfig) *Transport {
 				}
 				return std.Proxy(r)
 			},
-			Fallback:            std,
+			Fallback: std,
 		})
 	}
 	return t

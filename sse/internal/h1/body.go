@@ -1,11 +1,9 @@
 package h1
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 )
 
@@ -27,7 +25,7 @@ const errBodyClosed constError = "http: read on closed response body"
 type body struct {
 	t    *Transport
 	c    *conn
-	br   *bufio.Reader // nil once released
+	rd   *reader // the connection's; nil once released
 	resp *http.Response
 	stop func() bool // stops the request context's AfterFunc
 
@@ -58,7 +56,7 @@ func (b *body) Read(p []byte) (int, error) {
 	case modeChunked:
 		n, err = b.readChunked(p)
 	default:
-		n, err = b.br.Read(p)
+		n, err = b.rd.Read(p)
 		if errors.Is(err, io.EOF) {
 			b.keep = false
 		}
@@ -74,7 +72,7 @@ func (b *body) readLength(p []byte) (int, error) {
 	if int64(len(p)) > b.remain {
 		p = p[:b.remain]
 	}
-	n, err := b.br.Read(p)
+	n, err := b.rd.Read(p)
 	b.remain -= int64(n)
 	if b.remain == 0 {
 		return n, io.EOF
@@ -87,6 +85,12 @@ func (b *body) readLength(p []byte) (int, error) {
 
 func (b *body) readChunked(p []byte) (int, error) {
 	for b.remain == 0 {
+		if b.rd.buffered() == 0 {
+			// Wait for the next chunk in the caller's buffer, not a pooled one.
+			if err := b.rd.fillVia(p); err != nil {
+				return 0, eofIsUnexpected(err)
+			}
+		}
 		if err := b.nextChunk(); err != nil {
 			return 0, err
 		}
@@ -94,15 +98,16 @@ func (b *body) readChunked(p []byte) (int, error) {
 	if int64(len(p)) > b.remain {
 		p = p[:b.remain]
 	}
-	n, err := b.br.Read(p)
+	n, err := b.rd.Read(p)
 	b.remain -= int64(n)
 	if b.remain == 0 {
 		b.needCRLF = true
 		// The end often arrives with the last chunk: find it now so the connection goes
 		// back to the pool with the last data.
-		if err == nil && b.br.Buffered() >= 7 {
-			if peek, _ := b.br.Peek(7); string(peek) == "\r\n0\r\n\r\n" {
-				_, _ = b.br.Discard(7)
+		if err == nil && b.rd.buffered() >= 7 {
+			if peek, _ := b.rd.peek(7); string(peek) == "\r\n0\r\n\r\n" {
+				b.rd.discard(7)
+				b.rd.release()
 				b.needCRLF = false
 				return n, io.EOF
 			}
@@ -118,20 +123,20 @@ func (b *body) readChunked(p []byte) (int, error) {
 // last chunk it reads the trailers and returns io.EOF.
 func (b *body) nextChunk() error {
 	if b.needCRLF {
-		crlf, err := b.br.Peek(2)
+		crlf, err := b.rd.peek(2)
 		switch {
 		case err != nil:
 			return eofIsUnexpected(err)
 		case crlf[0] == '\n':
-			_, _ = b.br.Discard(1)
+			b.rd.discard(1)
 		case crlf[0] == '\r' && crlf[1] == '\n':
-			_, _ = b.br.Discard(2)
+			b.rd.discard(2)
 		default:
 			return &ProtocolError{What: "malformed chunked encoding: no CRLF after chunk data"}
 		}
 		b.needCRLF = false
 	}
-	h := &head{br: b.br, budget: maxChunkLine, limit: maxChunkLine}
+	h := &head{rd: b.rd, budget: maxChunkLine, limit: maxChunkLine}
 	line, err := h.readLine()
 	if err != nil {
 		var pe *ProtocolError
@@ -148,7 +153,7 @@ func (b *body) nextChunk() error {
 		b.remain = size
 		return nil
 	}
-	th := &head{br: b.br, budget: b.t.cfg.MaxHeaderBytes, limit: b.t.cfg.MaxHeaderBytes}
+	th := &head{rd: b.rd, budget: b.t.cfg.MaxHeaderBytes, limit: b.t.cfg.MaxHeaderBytes}
 	tr, err := th.readHeader()
 	if err != nil {
 		return eofIsUnexpected(err)
@@ -212,17 +217,18 @@ func (b *body) fail(err error) {
 // finish gives the connection back to the pool (reuse) or closes it, and returns the read
 // buffer. The request context's AfterFunc is stopped first: a connection it touched is closed.
 func (b *body) finish(reuse bool) {
-	if b.br == nil {
+	if b.rd == nil {
 		return
 	}
 	fired := !b.stop()
-	if fired || !reuse || b.br.Buffered() > 0 || !b.keep {
+	if fired || !reuse || b.rd.buffered() > 0 || !b.keep {
+		b.rd.drop()
 		b.c.close()
 	} else {
+		b.rd.release()
 		b.t.putIdle(b.c)
 	}
-	b.t.putReadBuf(b.br)
-	b.br, b.c = nil, nil
+	b.rd, b.c = nil, nil
 }
 
 // Close ends the body. Before its end that closes the connection (no draining here: the
@@ -237,17 +243,4 @@ func (b *body) Close() error {
 	}
 	b.finish(false)
 	return nil
-}
-
-func (t *Transport) getReadBuf(nc net.Conn) *bufio.Reader {
-	if br, ok := t.readBufs.Get().(*bufio.Reader); ok {
-		br.Reset(nc)
-		return br
-	}
-	return bufio.NewReaderSize(nc, readBufSize)
-}
-
-func (t *Transport) putReadBuf(br *bufio.Reader) {
-	br.Reset(nil)
-	t.readBufs.Put(br)
 }

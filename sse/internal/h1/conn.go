@@ -16,6 +16,7 @@ type conn struct {
 	key    key
 	idleAt time.Time
 	reused bool
+	rd     reader // holds a pooled buffer only while bytes are unread
 }
 
 // pastDeadline is a deadline in the past: it fails every blocked and future I/O at once.
@@ -43,6 +44,7 @@ func (t *Transport) dial(ctx context.Context, k key, trace *httptrace.ClientTrac
 		return nil, err
 	}
 	c := &conn{nc: nc, key: k}
+	c.rd.t, c.rd.nc = t, nc
 	if !k.https {
 		return c, nil
 	}
@@ -74,6 +76,6 @@ func (t *Transport) dial(ctx context.Context, k key, trace *httptrace.ClientTrac
 		_ = nc.Close()
 		return nil, err
 	}
-	c.nc, c.tls = tc, tc
+	c.nc, c.tls, c.rd.nc = tc, tc, tc
 	return c, nil
 }

@@ -1,7 +1,6 @@
 package h1
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -18,7 +17,7 @@ const maxQuoted = 64
 
 // head reads response heads with a byte budget.
 type head struct {
-	br     *bufio.Reader
+	rd     *reader
 	budget int    // bytes of head left (MaxHeaderBytes)
 	limit  int    // the configured limit, for the error
 	line   []byte // assembled line when it did not fit the read buffer
@@ -28,7 +27,7 @@ type head struct {
 func (h *head) readLine() ([]byte, error) {
 	h.line = h.line[:0]
 	for {
-		frag, err := h.br.ReadSlice('\n')
+		frag, err := h.rd.readSlice('\n')
 		h.budget -= len(frag)
 		if h.budget < 0 {
 			return nil, &ProtocolError{What: fmt.Sprintf("response head larger than %d bytes", h.limit)}
@@ -44,7 +43,7 @@ func (h *head) readLine() ([]byte, error) {
 				frag = frag[:n-1]
 			}
 			return frag, nil
-		case errors.Is(err, bufio.ErrBufferFull):
+		case errors.Is(err, errBufferFull):
 			h.line = append(h.line, frag...)
 		case errors.Is(err, io.EOF):
 			if len(frag) == 0 && len(h.line) == 0 {
@@ -59,12 +58,12 @@ func (h *head) readLine() ([]byte, error) {
 
 // readResponse reads the status line and headers of the final response (1xx skipped) and
 // works out the body's framing.
-func (t *Transport) readResponse(br *bufio.Reader, req *http.Request, trace *httptrace.ClientTrace) (*http.Response, *body, error) {
-	h := &head{br: br, budget: t.cfg.MaxHeaderBytes, limit: t.cfg.MaxHeaderBytes}
+func (t *Transport) readResponse(rd *reader, req *http.Request, trace *httptrace.ClientTrace) (*http.Response, *body, error) {
+	h := &head{rd: rd, budget: t.cfg.MaxHeaderBytes, limit: t.cfg.MaxHeaderBytes}
 	first := true
 	for {
 		if first && trace != nil && trace.GotFirstResponseByte != nil {
-			if _, err := br.Peek(1); err != nil {
+			if _, err := rd.peek(1); err != nil {
 				return nil, nil, err
 			}
 			trace.GotFirstResponseByte()

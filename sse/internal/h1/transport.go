@@ -79,7 +79,7 @@ type Transport struct {
 	sweep *time.Timer // closes expired idle connections; armed while any is idle
 
 	writeBufs sync.Pool // *[]byte
-	readBufs  sync.Pool // *bufio.Reader
+	readBufs  sync.Pool // *[readBufSize]byte
 }
 
 // New returns a Transport for cfg, with defaults for zero fields.
@@ -188,15 +188,16 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request, wi
 			trace.WroteRequest(httptrace.WroteRequestInfo{})
 		}
 	}
-	br := t.getReadBuf(c.nc)
-	resp, b, err := t.readResponse(br, req, trace)
+	rd := &c.rd
+	resp, b, err := t.readResponse(rd, req, trace)
 	if err != nil {
 		stop()
+		rd.drop()
 		c.close()
-		t.putReadBuf(br)
 		return nil, err
 	}
-	b.t, b.c, b.br, b.stop, b.resp = t, c, br, stop, resp
+	rd.release() // a stream waiting for its first event holds no read buffer
+	b.t, b.c, b.rd, b.stop, b.resp = t, c, rd, stop, resp
 	if resp.TLS == nil && c.tls != nil {
 		st := c.tls.ConnectionState()
 		resp.TLS = &st
