@@ -102,13 +102,8 @@ func (b *body) readChunked(p []byte) (int, error) {
 	b.remain -= int64(n)
 	if b.remain == 0 {
 		b.needCRLF = true
-		// The end often arrives with the last chunk: find it now so the connection goes
-		// back to the pool with the last data.
-		if err == nil && b.rd.buffered() >= 7 {
-			if peek, _ := b.rd.peek(7); string(peek) == "\r\n0\r\n\r\n" {
-				b.rd.discard(7)
-				b.rd.release()
-				b.needCRLF = false
+		if err == nil {
+			if end := b.afterChunk(); end {
 				return n, io.EOF
 			}
 		}
@@ -117,6 +112,27 @@ func (b *body) readChunked(p []byte) (int, error) {
 		err = io.ErrUnexpectedEOF
 	}
 	return n, err
+}
+
+// afterChunk consumes what is already buffered after a chunk's data: its CRLF (so a stream
+// waiting for the next chunk holds no read buffer for two bytes) and, when it came along, the
+// last chunk without trailers (so the connection goes back to the pool with the last data).
+func (b *body) afterChunk() (end bool) {
+	rd := b.rd
+	if rd.buffered() >= 7 {
+		if string(rd.buf[rd.r:rd.r+7]) == "\r\n0\r\n\r\n" {
+			rd.discard(7)
+			rd.release()
+			b.needCRLF = false
+			return true
+		}
+	}
+	if rd.buffered() >= 2 && rd.buf[rd.r] == '\r' && rd.buf[rd.r+1] == '\n' {
+		rd.discard(2)
+		rd.release()
+		b.needCRLF = false
+	}
+	return false
 }
 
 // nextChunk reads the CRLF after the previous chunk and the next chunk-size line; at the
