@@ -65,12 +65,12 @@ func NewClient(cfg Config) *Client {
 	return c
 }
 
-// run holds the per-request context, timers and body accounting.
+// run holds the per-request context, deadlines and body accounting.
 type run struct {
 	parent context.Context
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	timers [3]*time.Timer // first token, idle, whole
+	dl     deadlines
 	idleD  time.Duration
 	body   io.ReadCloser
 	n      int64
@@ -82,28 +82,22 @@ type run struct {
 	stamps stamper
 	clock  Clock
 	anchor time.Time
-	// idleOnData defers the idle timer to the first read that is more than ping frames:
+	// idleOnData defers the idle deadline to the first read that is more than ping frames:
 	// a run waiting in Dify's job queue sends one ping and then nothing, and is not idle.
 	idleOnData bool
-	idleCause  *timeoutCause
+	idleArmed  bool
 }
-
-const (
-	timerFirst = iota
-	timerIdle
-	timerWhole
-)
 
 func (c *Client) begin(parent context.Context, firstToken bool) *run {
 	ctx, cancel := context.WithCancelCause(parent)
 	rn := &run{parent: parent, ctx: ctx, cancel: cancel, idleD: c.cfg.IdleTimeout}
+	rn.dl.t0, rn.dl.cancel = time.Now(), cancel
+	rn.dl.cause = [numDeadlines]error{dlWhole: c.streamCause, dlFirst: c.firstCause, dlIdle: c.idleCause, dlDrain: errDrain}
 	if !c.disableStream {
-		cause := c.streamCause
-		rn.timers[timerWhole] = time.AfterFunc(c.cfg.StreamTimeout, func() { cancel(cause) })
+		rn.dl.set(dlWhole, c.cfg.StreamTimeout)
 	}
 	if firstToken && !c.disableFirst {
-		cause := c.firstCause
-		rn.timers[timerFirst] = time.AfterFunc(c.cfg.FirstTokenTimeout, func() { cancel(cause) })
+		rn.dl.set(dlFirst, c.cfg.FirstTokenTimeout)
 	}
 	if c.disableIdle {
 		rn.idleD = 0
@@ -111,34 +105,26 @@ func (c *Client) begin(parent context.Context, firstToken bool) *run {
 	return rn
 }
 
-// armIdle starts the idle timer.
-func (rn *run) armIdle(cause *timeoutCause) {
-	if rn.idleD <= 0 || rn.timers[timerIdle] != nil {
+// armIdle starts the idle deadline.
+func (rn *run) armIdle() {
+	if rn.idleD <= 0 || rn.idleArmed {
 		return
 	}
-	cancel := rn.cancel
-	rn.timers[timerIdle] = time.AfterFunc(rn.idleD, func() { cancel(cause) })
+	rn.idleArmed = true
+	rn.dl.set(dlIdle, rn.idleD)
 }
 
-func (rn *run) stopTimer(i int) {
-	if t := rn.timers[i]; t != nil {
-		t.Stop()
-		rn.timers[i] = nil
-	}
-}
-
-// end stops every timer, closes the body and releases the context.
+// end stops the deadlines, closes the body and releases the context.
 func (rn *run) end() {
-	for i := range rn.timers {
-		rn.stopTimer(i)
-	}
+	rn.dl.stop()
 	if rn.body != nil {
 		_ = rn.body.Close()
 	}
 	rn.cancel(context.Canceled)
 }
 
-// Read reads the response body, recording first/last read times and feeding the idle timer.
+// Read reads the response body, recording first/last read times and moving the idle
+// deadline on.
 func (rn *run) Read(p []byte) (int, error) {
 	n, err := rn.body.Read(p)
 	if n > 0 {
@@ -148,11 +134,11 @@ func (rn *run) Read(p []byte) (int, error) {
 		}
 		rn.last = now
 		rn.n += int64(n)
-		if t := rn.timers[timerIdle]; t != nil {
-			t.Reset(rn.idleD)
+		if rn.idleArmed {
+			rn.dl.push(dlIdle, rn.idleD)
 		} else if rn.idleOnData && !onlyPings(p[:n]) {
 			rn.idleOnData = false
-			rn.armIdle(rn.idleCause)
+			rn.armIdle()
 		}
 	}
 	return n, err
@@ -164,12 +150,12 @@ func (rn *run) drain() {
 	if rn.body == nil {
 		return
 	}
-	rn.stopTimer(timerFirst)
-	rn.stopTimer(timerIdle)
-	cancel := rn.cancel
-	t := time.AfterFunc(drainTimeout, func() { cancel(errDrain) })
+	rn.dl.clear(dlFirst)
+	rn.idleArmed = false
+	rn.dl.clear(dlIdle)
+	rn.dl.set(dlDrain, drainTimeout)
 	_, _ = io.CopyN(io.Discard, rn.body, drainLimit)
-	t.Stop()
+	rn.dl.clear(dlDrain)
 }
 
 // do builds and sends the request. On failure it returns a classified StreamError.
@@ -283,7 +269,7 @@ func (c *Client) putReader(r *eventReader) {
 // (partial timings on failure). err is nil, or a *StreamError.
 func (c *Client) Stream(ctx context.Context, req Request) (*Result, error) {
 	res := &Result{ChunkTimes: make([]time.Time, 0, chunkTimesCap)}
-	res.Start = time.Now() // before the timers start, so timeouts are measured from Start
+	res.Start = time.Now() // before the deadlines start, so timeouts are measured from Start
 	rn := c.begin(ctx, true)
 	defer rn.end()
 	err := c.stream(rn, req, res)
@@ -305,11 +291,11 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 	res.Headers = rn.readNow()
 	res.StatusCode = resp.StatusCode
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		rn.armIdle(c.idleCause)
+		rn.armIdle()
 		return c.statusError(rn, resp)
 	}
 	if ct := resp.Header.Get("Content-Type"); !isEventStream(ct) {
-		rn.armIdle(c.idleCause)
+		rn.armIdle()
 		rn.drain()
 		return &StreamError{Phase: PhaseDecode, Reason: "invalid response: content-type " + shortContentType(ct),
 			Err: fmt.Errorf("POST %s: unexpected Content-Type %q", resp.Request.URL.Redacted(), shortContentType(ct))}
@@ -317,7 +303,7 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 	// Before the first data the stream is bounded by the first-token timeout only: pings
 	// do not start the idle clock (a relayed run queued in Dify 1.13 sends one ping, then
 	// nothing until a job worker starts it).
-	rn.idleOnData, rn.idleCause = true, c.idleCause
+	rn.idleOnData = true
 	rd := c.getReader(rn)
 	defer c.putReader(rd)
 
@@ -395,7 +381,7 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 			if chunk {
 				if res.Chunks == 0 {
 					res.FirstToken = now
-					rn.stopTimer(timerFirst)
+					rn.dl.clear(dlFirst)
 				}
 				res.Chunks++
 				res.LastToken = now
@@ -483,7 +469,7 @@ func (c *Client) Post(ctx context.Context, req Request) (*Response, error) {
 	out := &Response{Start: time.Now()}
 	rn := c.begin(ctx, false)
 	defer rn.end()
-	rn.armIdle(c.idleCause)
+	rn.armIdle()
 	err := c.post(rn, req, out)
 	out.BytesRead = rn.n
 	out.End = time.Now()

@@ -2,13 +2,14 @@
 // the text/event-stream reply into events, decodes just enough of each Dify event for timing,
 // and reports per-stream timings (Result) or one typed error (*StreamError).
 //
-// Files: config.go (Config, TransportConfig, NewTransport, Transport), types.go (Request, Result, Usage,
-// Response), client.go (Stream and Post), reader.go (SSE framing), decode.go and terminal.go
-// (Dify events), mode.go and rules.go (per app mode), kstamp*.go (receive times), errors.go
-// (StreamError and the failure names), transport_linux.go (the socket of a stamped
-// connection, for the idle check). The allocation-free JSON scanners they use live in
-// sse/internal/jsonscan, the lean HTTP/1.1 transport in sse/internal/h1; the Dify
-// wire facts they rely on are in docs/dify-wire.md.
+// Files: config.go (Config, TransportConfig, NewTransport, Transport), types.go (Request,
+// Result, Usage, Response), client.go (Stream and Post), deadline.go (the timeouts on one
+// timer), reader.go (SSE framing), decode.go and terminal.go (Dify events), mode.go and
+// rules.go (per app mode), kstamp*.go (receive times), transport_linux.go (the socket of a
+// stamped connection, for the idle check), errors.go (StreamError and the failure names).
+// The allocation-free JSON scanners they use live in sse/internal/jsonscan, the lean
+// HTTP/1.1 transport in sse/internal/h1; the Dify wire facts they rely on are in
+// docs/dify-wire.md.
 //
 // # Transport
 //
@@ -98,8 +99,11 @@
 // # Timeouts and errors
 //
 // Config.FirstTokenTimeout (from the start to the first answer token), IdleTimeout (between
-// body reads) and StreamTimeout (the whole request) are timers that cancel the request's
-// context with a cause; the error is classified from that cause. The idle timer starts at
+// body reads) and StreamTimeout (the whole request) are deadlines on one timer per request
+// (deadline.go) that cancel the request's context with a cause; the error is classified from
+// that cause. A read moves the idle deadline on with an atomic store, not a timer Reset;
+// the timer, set for the earliest deadline, re-arms itself when that one moved. The idle
+// deadline starts at
 // the first body read that is more than `event: ping` frames (for a non-2xx answer or a
 // wrong content type: at the response headers): before the first data a stream is bounded
 // by the first-token timeout only, because Dify 1.13 relays chatflow and workflow runs from
