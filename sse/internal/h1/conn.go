@@ -61,7 +61,7 @@ func (t *Transport) dial(ctx context.Context, k key, trace *httptrace.ClientTrac
 	// HandshakeContext's watcher goroutine.
 	_ = nc.SetDeadline(time.Now().Add(t.cfg.TLSHandshakeTimeout))
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(pastDeadline()) })
-	err = tc.Handshake()
+	err = tc.Handshake() //nolint:noctx // ctx ends it through the AfterFunc above, without HandshakeContext's goroutine
 	fired := !stop()
 	if err == nil {
 		_ = nc.SetDeadline(time.Time{})

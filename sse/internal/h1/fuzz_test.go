@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -25,10 +26,10 @@ func FuzzResponse(f *testing.F) {
 	}
 	tr := New(Config{MaxHeaderBytes: 4 << 10})
 	f.Fuzz(func(t *testing.T, in []byte) {
-		req, _ := http.NewRequest(http.MethodPost, "http://x/", nil)
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, "http://x/", nil)
 		c := &conn{nc: &inputConn{r: bytes.NewReader(in), step: 1 + len(in)%13}}
 		c.rd.t, c.rd.nc = tr, c.nc
-		resp, b, err := tr.readResponse(&c.rd, req, nil)
+		resp, b, err := tr.readResponse(&c.rd, req, nil) //nolint:bodyclose // b is the body; read to its end below
 		if err != nil {
 			if resp != nil || b != nil {
 				t.Fatal("error with a response")

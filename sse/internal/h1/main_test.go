@@ -67,7 +67,7 @@ type rawAnswer struct {
 
 func newRawServer(t testing.TB, answers ...rawAnswer) *rawServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -247,7 +247,8 @@ func TestCancel(t *testing.T) {
 
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel2()
-	if _, err := tr.RoundTrip(post(t, ctx2, srv.url(), "{}")); err == nil {
+	if resp, err := tr.RoundTrip(post(t, ctx2, srv.url(), "{}")); err == nil {
+		_ = resp.Body.Close()
 		t.Fatal("no error when the context ends before the head")
 	}
 	if tr.nIdle != 0 {
@@ -316,7 +317,7 @@ func TestFallback(t *testing.T) {
 		fellBack.Add(1)
 		return http.DefaultTransport.RoundTrip(r)
 	})})
-	unknown, _ := http.NewRequest(http.MethodPost, direct.URL, io.NopCloser(strings.NewReader("{}")))
+	unknown, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, direct.URL, io.NopCloser(strings.NewReader("{}")))
 	expect := post(t, context.Background(), direct.URL, "{}")
 	expect.Header.Set("Expect", "100-continue")
 	for _, req := range []*http.Request{unknown, expect} {
@@ -331,8 +332,12 @@ func TestFallback(t *testing.T) {
 	if fellBack.Load() != 2 {
 		t.Errorf("fallback used %d times, want 2", fellBack.Load())
 	}
-	unknown2, _ := http.NewRequest(http.MethodPost, direct.URL, io.NopCloser(strings.NewReader("{}")))
-	if _, err := newTransport(t, Config{}).RoundTrip(unknown2); !errors.Is(err, ErrUnsupported) {
+	unknown2, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, direct.URL, io.NopCloser(strings.NewReader("{}")))
+	resp, err := newTransport(t, Config{}).RoundTrip(unknown2)
+	if err == nil {
+		_ = resp.Body.Close()
+	}
+	if !errors.Is(err, ErrUnsupported) {
 		t.Errorf("without fallback: %v, want ErrUnsupported", err)
 	}
 }
