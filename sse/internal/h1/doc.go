@@ -2,14 +2,17 @@
 // entirely on the caller's goroutine. net/http's Transport keeps two goroutines per connection
 // (readLoop and writeLoop) and a 4 KiB read buffer for the connection's whole life; with tens
 // of thousands of open streams those are most of what a stream costs. Here a connection is a
-// net.Conn and a few words: the request is written in one write from a pooled buffer, the
-// response head and body are read by the caller through a read buffer taken from a pool for
-// the response and given back when the connection goes idle, and cancellation is a
-// context.AfterFunc that sets a past deadline on the connection (no watcher goroutine).
+// net.Conn and a few words: the request is written in one write from a pooled buffer; the
+// response is read by the caller through a read buffer that exists only while it holds
+// unread bytes (taken from a pool when bytes arrive, given back when they are consumed: a
+// body read that finds it empty blocks in the socket read on the caller's own buffer, so a
+// stream waiting for its next event holds none); cancellation is a context.AfterFunc that
+// sets a past deadline on the connection (no watcher goroutine).
 //
 // Files: transport.go (Transport, Config, RoundTrip, what goes to the fallback), pool.go (the
-// keep-alive pool per host and its idle timeout), conn.go (dial, TLS, the liveness check of an
-// idle connection), write.go (the request in one write), head.go (status line and headers),
+// keep-alive pool per host and its idle timeout), conn.go (dial, TLS), alive_*.go (the
+// liveness check of an idle connection), write.go (the request in one write), reader.go (the
+// read buffer that exists only while it holds bytes), head.go (status line and headers),
 // body.go (Content-Length, chunked and close-delimited bodies, trailers, reuse).
 //
 // Supported: http and https URLs without a proxy; requests without a body or with a known
