@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net/http"
 	"os"
 	"runtime"
 	"strings"
@@ -295,21 +294,5 @@ func BenchmarkReaderClassify(b *testing.B) {
 // BenchmarkStreamLoopback is one whole Client.Stream over loopback HTTP (keep-alive): the
 // complex-chatflow transcript, 18 events.
 func BenchmarkStreamLoopback(b *testing.B) {
-	one, err := os.ReadFile("testdata/complex_chatflow_ping.sse")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := newServer(b, func(w http.ResponseWriter, r *http.Request) {
-		sseHeaders(w)
-		_, _ = w.Write(one)
-	})
-	c := newTestClient(b, Config{}, TransportConfig{})
-	req := chatRequest(srv.URL)
-	ctx := b.Context()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := c.Stream(ctx, req); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchStreams(b, transcriptServer(b), TransportConfig{})
 }

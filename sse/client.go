@@ -65,12 +65,12 @@ func NewClient(cfg Config) *Client {
 	return c
 }
 
-// run holds the per-request context, timers and body accounting.
+// run holds the per-request context, deadlines and body accounting.
 type run struct {
 	parent context.Context
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	timers [3]*time.Timer // first token, idle, whole
+	dl     deadlines
 	idleD  time.Duration
 	body   io.ReadCloser
 	n      int64
@@ -86,28 +86,22 @@ type run struct {
 	// connection's while they are on (kstamp.go).
 	precise bool
 	ticket  uint64
-	// idleOnData defers the idle timer to the first read that is more than ping frames:
+	// idleOnData defers the idle deadline to the first read that is more than ping frames:
 	// a run waiting in Dify's job queue sends one ping and then nothing, and is not idle.
 	idleOnData bool
-	idleCause  *timeoutCause
+	idleArmed  bool
 }
-
-const (
-	timerFirst = iota
-	timerIdle
-	timerWhole
-)
 
 func (c *Client) begin(parent context.Context, firstToken bool) *run {
 	ctx, cancel := context.WithCancelCause(parent)
 	rn := &run{parent: parent, ctx: ctx, cancel: cancel, idleD: c.cfg.IdleTimeout}
+	rn.dl.t0, rn.dl.cancel = time.Now(), cancel
+	rn.dl.cause = [numDeadlines]error{dlWhole: c.streamCause, dlFirst: c.firstCause, dlIdle: c.idleCause, dlDrain: errDrain}
 	if !c.disableStream {
-		cause := c.streamCause
-		rn.timers[timerWhole] = time.AfterFunc(c.cfg.StreamTimeout, func() { cancel(cause) })
+		rn.dl.set(dlWhole, c.cfg.StreamTimeout)
 	}
 	if firstToken && !c.disableFirst {
-		cause := c.firstCause
-		rn.timers[timerFirst] = time.AfterFunc(c.cfg.FirstTokenTimeout, func() { cancel(cause) })
+		rn.dl.set(dlFirst, c.cfg.FirstTokenTimeout)
 	}
 	if c.disableIdle {
 		rn.idleD = 0
@@ -115,35 +109,27 @@ func (c *Client) begin(parent context.Context, firstToken bool) *run {
 	return rn
 }
 
-// armIdle starts the idle timer.
-func (rn *run) armIdle(cause *timeoutCause) {
-	if rn.idleD <= 0 || rn.timers[timerIdle] != nil {
+// armIdle starts the idle deadline.
+func (rn *run) armIdle() {
+	if rn.idleD <= 0 || rn.idleArmed {
 		return
 	}
-	cancel := rn.cancel
-	rn.timers[timerIdle] = time.AfterFunc(rn.idleD, func() { cancel(cause) })
+	rn.idleArmed = true
+	rn.dl.set(dlIdle, rn.idleD)
 }
 
-func (rn *run) stopTimer(i int) {
-	if t := rn.timers[i]; t != nil {
-		t.Stop()
-		rn.timers[i] = nil
-	}
-}
-
-// end stops every timer, closes the body and releases the context.
+// end stops the deadlines, closes the body and releases the context.
 func (rn *run) end() {
 	rn.endPrecise()
-	for i := range rn.timers {
-		rn.stopTimer(i)
-	}
+	rn.dl.stop()
 	if rn.body != nil {
 		_ = rn.body.Close()
 	}
 	rn.cancel(context.Canceled)
 }
 
-// Read reads the response body, recording first/last read times and feeding the idle timer.
+// Read reads the response body, recording first/last read times and moving the idle
+// deadline on.
 func (rn *run) Read(p []byte) (int, error) {
 	n, err := rn.body.Read(p)
 	if n > 0 {
@@ -153,11 +139,11 @@ func (rn *run) Read(p []byte) (int, error) {
 		}
 		rn.last = now
 		rn.n += int64(n)
-		if t := rn.timers[timerIdle]; t != nil {
-			t.Reset(rn.idleD)
+		if rn.idleArmed {
+			rn.dl.push(dlIdle, rn.idleD)
 		} else if rn.idleOnData && !onlyPings(p[:n]) {
 			rn.idleOnData = false
-			rn.armIdle(rn.idleCause)
+			rn.armIdle()
 		}
 	}
 	return n, err
@@ -170,12 +156,12 @@ func (rn *run) drain() {
 		return
 	}
 	rn.endPrecise()
-	rn.stopTimer(timerFirst)
-	rn.stopTimer(timerIdle)
-	cancel := rn.cancel
-	t := time.AfterFunc(drainTimeout, func() { cancel(errDrain) })
+	rn.dl.clear(dlFirst)
+	rn.idleArmed = false
+	rn.dl.clear(dlIdle)
+	rn.dl.set(dlDrain, drainTimeout)
 	_, _ = io.CopyN(io.Discard, rn.body, drainLimit)
-	t.Stop()
+	rn.dl.clear(dlDrain)
 }
 
 // do builds and sends the request. On failure it returns a classified StreamError.
@@ -289,11 +275,11 @@ func (c *Client) putReader(r *eventReader) {
 // (partial timings on failure). err is nil, or a *StreamError.
 func (c *Client) Stream(ctx context.Context, req Request) (*Result, error) {
 	res := &Result{ChunkTimes: make([]time.Time, 0, chunkTimesCap)}
-	res.Start = time.Now() // before the timers start, so timeouts are measured from Start
+	res.Start = time.Now() // before the deadlines start, so timeouts are measured from Start
 	rn := c.begin(ctx, true)
 	defer rn.end()
 	rn.precise = true
-	err := c.stream(rn, req, res)
+	err := c.stream(rn, req, res) //nolint:contextcheck // rn carries the request context, derived from ctx by begin
 	res.FirstByte = rn.first
 	res.BytesRead = rn.n
 	res.Clock = rn.clock
@@ -305,18 +291,18 @@ func (c *Client) Stream(ctx context.Context, req Request) (*Result, error) {
 }
 
 func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
-	resp, se := c.do(rn, req, "text/event-stream")
+	resp, se := c.do(rn, req, "text/event-stream") //nolint:bodyclose // the body is rn.body, closed by rn.end (deferred in Stream)
 	if se != nil {
 		return se
 	}
 	res.Headers = rn.readNow()
 	res.StatusCode = resp.StatusCode
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		rn.armIdle(c.idleCause)
+		rn.armIdle()
 		return c.statusError(rn, resp)
 	}
 	if ct := resp.Header.Get("Content-Type"); !isEventStream(ct) {
-		rn.armIdle(c.idleCause)
+		rn.armIdle()
 		rn.drain()
 		return &StreamError{Phase: PhaseDecode, Reason: "invalid response: content-type " + shortContentType(ct),
 			Err: fmt.Errorf("POST %s: unexpected Content-Type %q", resp.Request.URL.Redacted(), shortContentType(ct))}
@@ -324,7 +310,7 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 	// Before the first data the stream is bounded by the first-token timeout only: pings
 	// do not start the idle clock (a relayed run queued in Dify 1.13 sends one ping, then
 	// nothing until a job worker starts it).
-	rn.idleOnData, rn.idleCause = true, c.idleCause
+	rn.idleOnData = true
 	rd := c.getReader(rn)
 	defer c.putReader(rd)
 
@@ -402,7 +388,7 @@ func (c *Client) stream(rn *run, req Request, res *Result) *StreamError {
 			if chunk {
 				if res.Chunks == 0 {
 					res.FirstToken = now
-					rn.stopTimer(timerFirst)
+					rn.dl.clear(dlFirst)
 					rn.endPrecise()
 				}
 				res.Chunks++
@@ -491,8 +477,8 @@ func (c *Client) Post(ctx context.Context, req Request) (*Response, error) {
 	out := &Response{Start: time.Now()}
 	rn := c.begin(ctx, false)
 	defer rn.end()
-	rn.armIdle(c.idleCause)
-	err := c.post(rn, req, out)
+	rn.armIdle()
+	err := c.post(rn, req, out) //nolint:contextcheck // rn carries the request context, derived from ctx by begin
 	out.BytesRead = rn.n
 	out.End = time.Now()
 	if err != nil {
@@ -502,7 +488,7 @@ func (c *Client) Post(ctx context.Context, req Request) (*Response, error) {
 }
 
 func (c *Client) post(rn *run, req Request, out *Response) *StreamError {
-	resp, se := c.do(rn, req, "application/json")
+	resp, se := c.do(rn, req, "application/json") //nolint:bodyclose // the body is rn.body, closed by rn.end (deferred in Post)
 	if se != nil {
 		return se
 	}

@@ -1,12 +1,16 @@
 package sse
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
+
+	"github.com/difyload/difyload/sse/internal/h1"
 )
 
 // Defaults for zero Config and TransportConfig fields.
@@ -85,15 +89,45 @@ type TransportConfig struct {
 	// UserClock turns off kernel receive timestamps (SO_TIMESTAMPNS, Linux): every time is
 	// then time.Now when a read returned (Result.Clock is ClockUser).
 	UserClock bool
+	// NetHTTP sends every request with the standard net/http Transport instead of the lean
+	// HTTP/1.1 one (package sse/internal/h1), e.g. to compare the two.
+	NetHTTP bool
 }
 
-// NewTransport returns an http.Transport tuned for many concurrent long-lived streams to few
+// Transport is the RoundTripper NewTransport returns: the lean HTTP/1.1 transport, which runs
+// each request on the caller's goroutine with no goroutine or read buffer per idle
+// connection, in front of a standard *http.Transport (embedded, with the settings below) that
+// takes what the lean one does not do (a proxy, a body of unknown length, Expect, another
+// scheme) and every request when TransportConfig.NetHTTP is set.
+type Transport struct {
+	*http.Transport
+	lean *h1.Transport // nil with NetHTTP
+}
+
+// RoundTrip sends req on the lean transport (or the standard one with NetHTTP).
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.lean != nil {
+		return t.lean.RoundTrip(req)
+	}
+	return t.Transport.RoundTrip(req)
+}
+
+// CloseIdleConnections closes the idle connections of both transports.
+func (t *Transport) CloseIdleConnections() {
+	if t.lean != nil {
+		t.lean.CloseIdleConnections()
+	}
+	t.Transport.CloseIdleConnections()
+}
+
+// NewTransport returns a Transport tuned for many concurrent long-lived streams to few
 // hosts: keep-alive with a large per-host idle pool and no global idle limit, HTTP/1.1 only
 // (no HTTP/2 upgrade, neither on plain http nor over TLS, so each user has its own
 // connection as with Locust's HTTP/1.1 clients), no transparent gzip (byte counts are wire
 // bytes), and TLS verification unless InsecureSkipVerify. Proxies come from the environment
-// like http.DefaultTransport. Share one Transport per process.
-func NewTransport(cfg TransportConfig) *http.Transport {
+// like http.DefaultTransport (a request with a proxy goes through the standard transport).
+// Share one Transport per process.
+func NewTransport(cfg TransportConfig) *Transport {
 	if cfg.MaxIdleConnsPerHost <= 0 {
 		cfg.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
 	}
@@ -107,7 +141,7 @@ func NewTransport(cfg TransportConfig) *http.Transport {
 	if !cfg.UserClock {
 		dial = dialStamped(dial)
 	}
-	return &http.Transport{
+	std := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           dial,
 		ForceAttemptHTTP2:     false,
@@ -128,4 +162,26 @@ func NewTransport(cfg TransportConfig) *http.Transport {
 			MinVersion:         tls.VersionTLS12,
 		},
 	}
+	t := &Transport{Transport: std}
+	if !cfg.NetHTTP {
+		t.lean = h1.New(h1.Config{
+			// Through the standard transport's field, read at each dial, so one DialContext
+			// (set here, or replaced before first use) serves both.
+			Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				return std.DialContext(ctx, network, addr)
+			},
+			TLS:                 std.TLSClientConfig,
+			MaxIdleConnsPerHost: cfg.MaxIdleConnsPerHost,
+			IdleConnTimeout:     std.IdleConnTimeout,
+			TLSHandshakeTimeout: std.TLSHandshakeTimeout,
+			Proxy: func(r *http.Request) (*url.URL, error) {
+				if std.Proxy == nil {
+					return nil, nil
+				}
+				return std.Proxy(r)
+			},
+			Fallback: std,
+		})
+	}
+	return t
 }

@@ -2,19 +2,27 @@
 // the text/event-stream reply into events, decodes just enough of each Dify event for timing,
 // and reports per-stream timings (Result) or one typed error (*StreamError).
 //
-// Files: config.go (Config, TransportConfig, NewTransport), types.go (Request, Result, Usage,
-// Response), client.go (Stream and Post), reader.go (SSE framing), decode.go and terminal.go
-// (Dify events), mode.go and rules.go (per app mode), kstamp*.go (receive times), errors.go
-// (StreamError and the failure names).
-// The allocation-free JSON scanners they use live in sse/internal/jsonscan; the Dify
-// wire facts they rely on are in docs/dify-wire.md.
+// Files: config.go (Config, TransportConfig, NewTransport, Transport), types.go (Request,
+// Result, Usage, Response), client.go (Stream and Post), deadline.go (the timeouts on one
+// timer), reader.go (SSE framing), decode.go and terminal.go (Dify events), mode.go and
+// rules.go (per app mode), kstamp*.go (receive times), transport_linux.go (the socket of a
+// stamped connection, for the idle check), errors.go (StreamError and the failure names).
+// The allocation-free JSON scanners they use live in sse/internal/jsonscan, the lean
+// HTTP/1.1 transport in sse/internal/h1; the Dify wire facts they rely on are in
+// docs/dify-wire.md.
 //
 // # Transport
 //
-// NewTransport builds the one http.Transport a process should share: keep-alive with a large
+// NewTransport builds the one Transport a process should share: keep-alive with a large
 // per-host idle pool (Go's default of 2 idle connections per host makes thousands of users
 // redial constantly), HTTP/1.1 only, no transparent gzip, TLS verification on unless
-// TransportConfig.InsecureSkipVerify. After a terminal event, or a failure that leaves the
+// TransportConfig.InsecureSkipVerify. By default requests go through sse/internal/h1, a lean
+// HTTP/1.1 RoundTripper that runs each request on the caller's goroutine: no read and write
+// goroutines per connection and no read buffer while a connection is idle (net/http's
+// Transport keeps both for a connection's life), cancellation by a context.AfterFunc that
+// sets a past deadline. What it does not do (a proxy from the environment, a body of unknown
+// length, Expect: 100-continue, another scheme) goes to the standard *http.Transport it embeds,
+// as does everything with TransportConfig.NetHTTP. Both fail with the same failure names. After a terminal event, or a failure that leaves the
 // connection usable (an HTTP error status, an error event, a failed workflow, malformed JSON),
 // the rest of the body is drained (at most 64 KiB, at most 250 ms) so the connection returns
 // to the pool; otherwise it is closed. The body is always closed.
@@ -91,8 +99,11 @@
 // # Timeouts and errors
 //
 // Config.FirstTokenTimeout (from the start to the first answer token), IdleTimeout (between
-// body reads) and StreamTimeout (the whole request) are timers that cancel the request's
-// context with a cause; the error is classified from that cause. The idle timer starts at
+// body reads) and StreamTimeout (the whole request) are deadlines on one timer per request
+// (deadline.go) that cancel the request's context with a cause; the error is classified from
+// that cause. A read moves the idle deadline on with an atomic store, not a timer Reset;
+// the timer, set for the earliest deadline, re-arms itself when that one moved. The idle
+// deadline starts at
 // the first body read that is more than `event: ping` frames (for a non-2xx answer or a
 // wrong content type: at the response headers): before the first data a stream is bounded
 // by the first-token timeout only, because Dify 1.13 relays chatflow and workflow runs from

@@ -59,7 +59,7 @@ func (c *recordConn) count() int {
 // lateTransport is the default transport whose connections to late's host read pause late;
 // dialed lists those connections.
 type lateTransport struct {
-	*http.Transport
+	*Transport
 	mu     sync.Mutex
 	dialed []*recordConn
 }

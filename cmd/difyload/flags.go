@@ -75,7 +75,7 @@ type userFlags struct {
 	aggregateAll                bool
 	firstToken, idle, streamMax time.Duration
 	maxEventSize                int
-	insecure                    bool
+	insecure, netHTTP           bool
 	caFile                      string
 	header                      headerFlag
 	workload                    string
@@ -102,6 +102,7 @@ func (u *userFlags) register(fs *flag.FlagSet, env lookupEnv) {
 	fs.DurationVar(&u.streamMax, "stream-timeout", 5*time.Minute, "fail a stream longer than this")
 	fs.IntVar(&u.maxEventSize, "max-event-size", 8<<20, "largest SSE event accepted, in bytes")
 	fs.BoolVar(&u.insecure, "insecure", envBool(env, "DIFYLOAD_INSECURE"), "skip TLS certificate verification [env DIFYLOAD_INSECURE]")
+	fs.BoolVar(&u.netHTTP, "net-http", envBool(env, "DIFYLOAD_NET_HTTP"), "send requests with Go's net/http transport instead of the lean HTTP/1.1 one (for comparison) [env DIFYLOAD_NET_HTTP]")
 	fs.StringVar(&u.caFile, "ca-file", envString(env, "DIFYLOAD_CA_FILE", ""), "PEM bundle of CAs to trust for the target [env DIFYLOAD_CA_FILE]")
 	fs.Var(&u.header, "header", "extra request header \"Name: value\" (repeatable; e.g. X-Mock-Fault: 429 for the mock)")
 }
@@ -133,7 +134,7 @@ func (c *clients) forTimeout(d time.Duration) tasks.Streamer {
 // build turns the flags into the sse client and the tasks config.
 func (u *userFlags) build() (*sse.Client, tasks.Config, error) {
 	var cfg tasks.Config
-	tc := sse.TransportConfig{InsecureSkipVerify: u.insecure}
+	tc := sse.TransportConfig{InsecureSkipVerify: u.insecure, NetHTTP: u.netHTTP}
 	if u.caFile != "" {
 		pem, err := os.ReadFile(u.caFile)
 		if err != nil {

@@ -23,16 +23,17 @@ type rule struct {
 // mapRules is the package map of doc.go, as arrows.
 func mapRules() []rule {
 	return []rule{
-		{pkg: "sse", allowed: []string{"sse/internal/jsonscan"}},
+		{pkg: "sse", allowed: []string{"sse/internal/jsonscan", "sse/internal/h1"}},
 		{pkg: "sse/internal/jsonscan"},
+		{pkg: "sse/internal/h1"},
 		{pkg: "metrics"},
 		{pkg: "runner"},
 		{pkg: "difymock"},
 		{pkg: "report"},
 		{pkg: "internal/locustbin"},
 		{pkg: "internal/locusttest", allowed: []string{"internal/locustbin"}},
-		{pkg: "workload", allowed: []string{"sse", "sse/internal/jsonscan"}},
-		{pkg: "tasks", allowed: []string{"runner", "sse", "sse/internal/jsonscan", "metrics", "workload"}},
+		{pkg: "workload", allowed: []string{"sse", "sse/internal/jsonscan", "sse/internal/h1"}},
+		{pkg: "tasks", allowed: []string{"runner", "sse", "sse/internal/jsonscan", "sse/internal/h1", "metrics", "workload"}},
 		{pkg: "worker", allowed: []string{"runner", "metrics"}},
 	}
 }

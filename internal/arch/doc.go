@@ -7,7 +7,9 @@
 //	sse/             HTTP POST to Dify, SSE framing, event decoding, per-stream
 //	                 timings, the typed stream error. Imports nothing of ours
 //	                 but its own sse/internal/jsonscan (the allocation-free JSON
-//	                 scanners: validation, top-level fields, raw values).
+//	                 scanners: validation, top-level fields, raw values) and
+//	                 sse/internal/h1 (the lean HTTP/1.1 transport). Both import
+//	                 nothing of ours; Go's internal rule keeps other importers out.
 //	metrics/         Locust's stats model (entries, buckets, errors, totals) and
 //	                 the LLM half (TTFT/TPOT/inter-chunk/E2E histograms, goodput,
 //	                 JSONL, Prometheus). Imports nothing of ours.
