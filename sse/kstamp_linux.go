@@ -30,7 +30,7 @@ import (
 //     the queue's end offset. Under load reads run all the time, so the watch sees each
 //     segment about when it comes, however late this connection's own reader is.
 //   - Precise reads: while a request is precise, a read peeks the queue and reads only
-//     through the first possible end of an SSE event (eventCut), so that event's time is
+//     through the first possible end of an SSE event (respCut, eventCut), so that event's time is
 //     the kernel's stamp of that read, or the watch's earlier one for its last byte.
 //
 // A read's stamp is the smaller of the two; both are upper bounds of its last byte's
@@ -56,6 +56,10 @@ type stampConn struct {
 	errno   syscall.Errno
 	recvFn  func(uintptr) bool
 	prev    byte // the last byte read, for eventCut
+	// fr follows the framing of the precise request's response (frTicket's), so that only
+	// the body's bytes can make a cut.
+	fr       respCut
+	frTicket uint64
 
 	stamp    atomic.Int64  // Unix ns of the latest read's stamp, 0 = none
 	consumed atomic.Int64  // bytes read so far
@@ -150,7 +154,10 @@ func (c *stampConn) recvPrecise(fd uintptr) bool {
 		return true
 	}
 	p := unsafe.Slice(c.iov.Base, c.n)
-	k := eventCut(c.prev, p)
+	if t := c.precise.Load(); t != c.frTicket {
+		c.fr, c.frTicket = respCut{}, t // a new request: its response starts here
+	}
+	k := c.fr.cut(c.prev, p)
 	c.iov.SetLen(k)
 	if !c.recvmsg(fd, syscall.MSG_TRUNC) {
 		// Cannot happen (the bytes are queued and this is the only reader); read again.
@@ -159,6 +166,9 @@ func (c *stampConn) recvPrecise(fd uintptr) bool {
 	}
 	if c.errno == 0 && c.n > k {
 		c.n = k
+	}
+	if c.n != k {
+		c.fr.st = fRaw // cannot happen; the raw rule is safe from any byte
 	}
 	return true
 }
