@@ -92,7 +92,7 @@ func (f *respCut) cut(rawPrev byte, b []byte) int {
 		case fDone:
 			return len(b)
 		case fRaw:
-			var p byte = rawPrev
+			p := rawPrev
 			if i > 0 {
 				p = b[i-1]
 			}
