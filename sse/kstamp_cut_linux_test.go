@@ -91,11 +91,21 @@ func randomSSE(rng *rand.Rand) ([]byte, []int) {
 // randomChunks frames content in HTTP/1.1 chunks of random sizes behind a response header,
 // and maps the content offsets to offsets in the framed bytes.
 func randomChunks(rng *rand.Rand, content []byte, ends []int) ([]byte, []int) {
-	raw := []byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-	pos := make([]int, len(content)+1)
+	raw, pos := appendChunks(rng, []byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), content, 6, false)
+	return raw, rawEnds(pos, ends)
+}
+
+// appendChunks appends content to raw as chunks of 1 to maxChunk bytes (some with an
+// extension if exts), then the last chunk; pos maps each content byte to its raw offset.
+func appendChunks(rng *rand.Rand, raw, content []byte, maxChunk int, exts bool) ([]byte, []int) {
+	pos := make([]int, len(content))
 	for i := 0; i < len(content); {
-		n := min(1+rng.IntN(6), len(content)-i)
-		raw = fmt.Appendf(raw, "%x\r\n", n)
+		n := min(1+rng.IntN(maxChunk), len(content)-i)
+		raw = fmt.Appendf(raw, "%x", n)
+		if exts && rng.IntN(5) == 0 {
+			raw = append(raw, ";ext=a"...)
+		}
+		raw = append(raw, "\r\n"...)
 		for j := range n {
 			pos[i+j] = len(raw)
 			raw = append(raw, content[i+j])
@@ -103,10 +113,14 @@ func randomChunks(rng *rand.Rand, content []byte, ends []int) ([]byte, []int) {
 		i += n
 		raw = append(raw, "\r\n"...)
 	}
-	raw = append(raw, "0\r\n\r\n"...)
+	return append(raw, "0\r\n\r\n"...), pos
+}
+
+// rawEnds maps event ends (offsets just after a content byte) through pos.
+func rawEnds(pos, ends []int) []int {
 	out := make([]int, len(ends))
 	for i, e := range ends {
 		out[i] = pos[e-1] + 1
 	}
-	return raw, out
+	return out
 }

@@ -144,32 +144,15 @@ func randomResponse(rng *rand.Rand, content []byte, ends []int) ([]byte, []int, 
 		raw = fmt.Appendf(raw, "Content-Length: %d\r\n", len(content))
 	}
 	raw = append(raw, "X-Transfer: chunked-not\r\n\r\n"...)
-	pos := make([]int, len(content))
-	if !chunked {
+	var pos []int
+	if chunked {
+		raw, pos = appendChunks(rng, raw, content, 9, true)
+	} else {
+		pos = make([]int, len(content))
 		for i := range content {
 			pos[i] = len(raw) + i
 		}
 		raw = append(raw, content...)
-	} else {
-		for i := 0; i < len(content); {
-			n := min(1+rng.IntN(9), len(content)-i)
-			raw = fmt.Appendf(raw, "%x", n)
-			if rng.IntN(5) == 0 {
-				raw = append(raw, ";ext=\"a\nb\""[:5]...)
-			}
-			raw = append(raw, "\r\n"...)
-			for j := range n {
-				pos[i+j] = len(raw)
-				raw = append(raw, content[i+j])
-			}
-			i += n
-			raw = append(raw, "\r\n"...)
-		}
-		raw = append(raw, "0\r\n\r\n"...)
 	}
-	out := make([]int, len(ends))
-	for i, e := range ends {
-		out[i] = pos[e-1] + 1
-	}
-	return raw, out, heads
+	return raw, rawEnds(pos, ends), heads
 }
