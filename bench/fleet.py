@@ -48,11 +48,16 @@ def start_workers(b, kind, master, n, tag):
     return procs
 
 
-def idle(b, kind, n, window):
-    """Per-worker CPU share (fraction of one core) of n idle workers over window seconds."""
+def _start_master(b, kind):
+    """A fresh fast-shape mock and a master whose users suit the fleet's kind of worker."""
     b.start_mock("fast")
     lf, cls = ("locustfile.py", "ChatUser") if kind == "go" else ("locustfile_bench.py", "BenchChatUser")
-    master = b.start_master(lf, cls)
+    return b.start_master(lf, cls)
+
+
+def idle(b, kind, n, window):
+    """Per-worker CPU share (fraction of one core) of n idle workers over window seconds."""
+    master = _start_master(b, kind)
     procs = []
     try:
         procs = start_workers(b, kind, master, n, f"idle{n}")
@@ -77,9 +82,7 @@ def idle(b, kind, n, window):
 
 def master_scale(b, kind, n, users, window, settle):
     """Master CPU share and RSS with n workers of kind sharing users closed-loop users."""
-    b.start_mock("fast")
-    lf, cls = ("locustfile.py", "ChatUser") if kind == "go" else ("locustfile_bench.py", "BenchChatUser")
-    master = b.start_master(lf, cls)
+    master = _start_master(b, kind)
     procs = []
     try:
         procs = start_workers(b, kind, master, n, f"fleet{n}")
