@@ -2,6 +2,7 @@ package sse
 
 import (
 	"context"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,9 +36,19 @@ type deadlines struct {
 
 func (d *deadlines) now() int64 { return int64(time.Since(d.t0)) }
 
+// after is the offset after from now, saturating: a timeout written as "forever" (up to
+// math.MaxInt64) must not wrap to the past.
+func (d *deadlines) after(after time.Duration) int64 {
+	now := d.now()
+	if int64(after) > math.MaxInt64-now {
+		return math.MaxInt64
+	}
+	return now + int64(after)
+}
+
 // set starts deadline i at after from now, moving the timer earlier if needed.
 func (d *deadlines) set(i int, after time.Duration) {
-	at := max(d.now()+int64(after), 1)
+	at := max(d.after(after), 1)
 	d.at[i].Store(at)
 	d.mu.Lock()
 	if !d.done && (d.due == 0 || at < d.due) {
@@ -54,7 +65,7 @@ func (d *deadlines) set(i int, after time.Duration) {
 
 // push moves deadline i, already set, later: to after from now. The timer, set for an
 // earlier time, finds it moved when it fires.
-func (d *deadlines) push(i int, after time.Duration) { d.at[i].Store(d.now() + int64(after)) }
+func (d *deadlines) push(i int, after time.Duration) { d.at[i].Store(d.after(after)) }
 
 func (d *deadlines) clear(i int) { d.at[i].Store(0) }
 

@@ -3,6 +3,7 @@ package sse
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 )
@@ -34,6 +35,11 @@ func TestDeadlines(t *testing.T) {
 			d.set(dlWhole, time.Second)
 			d.set(dlFirst, 60*time.Millisecond)
 		}, want: errFirst, minWait: 60 * time.Millisecond},
+		{name: "a timeout of math.MaxInt64 (forever) never fires", run: func(d *deadlines) {
+			d.set(dlWhole, math.MaxInt64)
+			d.set(dlIdle, math.MaxInt64)
+			d.push(dlIdle, math.MaxInt64)
+		}},
 		{name: "stop", run: func(d *deadlines) {
 			d.set(dlWhole, 50*time.Millisecond)
 			d.stop()
