@@ -15,10 +15,16 @@ package sse
 func eventCut(prev byte, b []byte) int {
 	p := prev
 	for i, x := range b {
-		if (x == '\n' || x == '\r') && (p == '\n' || (p == '\r' && x == '\r')) {
+		if isEventEnd(p, x) {
 			return i + 1
 		}
 		p = x
 	}
 	return len(b)
+}
+
+// isEventEnd says whether x, after p, can be the first byte of the line ending of a blank
+// line: an LF or CR after an LF, or a CR after a CR (never an LF after a CR: that is a CRLF).
+func isEventEnd(p, x byte) bool {
+	return (x == '\n' || x == '\r') && (p == '\n' || (p == '\r' && x == '\r'))
 }

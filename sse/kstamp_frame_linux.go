@@ -106,7 +106,7 @@ func (f *respCut) cut(rawPrev byte, b []byte) int {
 func (f *respCut) body(x byte) bool {
 	p := f.prev
 	f.prev = x
-	return (x == '\n' || x == '\r') && (p == '\n' || (p == '\r' && x == '\r'))
+	return isEventEnd(p, x)
 }
 
 func (f *respCut) status(x byte) {

@@ -77,10 +77,7 @@ func (b *body) readLength(p []byte) (int, error) {
 	if b.remain == 0 {
 		return n, io.EOF
 	}
-	if errors.Is(err, io.EOF) {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
+	return n, eofIsUnexpected(err)
 }
 
 func (b *body) readChunked(p []byte) (int, error) {
@@ -108,10 +105,7 @@ func (b *body) readChunked(p []byte) (int, error) {
 			}
 		}
 	}
-	if errors.Is(err, io.EOF) {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
+	return n, eofIsUnexpected(err)
 }
 
 // afterChunk consumes what is already buffered after a chunk's data: its CRLF (so a stream

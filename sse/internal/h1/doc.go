@@ -26,8 +26,8 @@
 // connection goes back to the pool only after its body was read to the end with nothing
 // extra buffered, without `Connection: close`, and without the request's context having
 // fired; a body closed early closes the connection. Before an idle connection is reused a
-// non-blocking MSG_PEEK (Linux) checks the server has not closed it; a reused connection whose
-// request write fails is redialled once.
+// non-blocking MSG_PEEK (Linux) checks the server has not closed it; a request whose write
+// fails on a reused connection is tried once more, on the next idle connection or a new one.
 //
 // Errors: dial errors as the dialer gives them (net.OpError, net.DNSError), crypto/tls errors
 // as they come, io.EOF when the server closes before a response, io.ErrUnexpectedEOF when a

@@ -155,10 +155,7 @@ func (h *head) readHeader() (http.Header, error) {
 	for {
 		line, err := h.readLine()
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
+			return nil, eofIsUnexpected(err)
 		}
 		if len(line) == 0 {
 			return hdr, nil
