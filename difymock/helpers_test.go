@@ -115,6 +115,26 @@ func (c call) do(t testing.TB, base string) (*reply, []byte, error) {
 	return headOf(resp), b, err
 }
 
+// openStream posts body to path with key and returns the response, its body still to read;
+// the body and the client's connections are closed at test end.
+func openStream(t testing.TB, base, path, key, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	cl := newClient()
+	t.Cleanup(cl.CloseIdleConnections)
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = resp.Body.Close() })
+	return resp
+}
+
 func chatBody(mode string) string {
 	return `{"inputs":{"city":"SF"},"query":"hello","response_mode":"` + mode + `","user":"load-u-0001","conversation_id":"","auto_generate_name":false}`
 }

@@ -20,18 +20,7 @@ func stopConfig(version string) Config {
 // it returns the chunk's task id, the events so far and a reader for the rest.
 func runUntilFirstChunk(t *testing.T, base string, c call) (task string, events []string, rest *bufio.Reader, body io.Closer) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+c.path, strings.NewReader(c.body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	req.Header.Set("Content-Type", "application/json")
-	cl := newClient()
-	t.Cleanup(cl.CloseIdleConnections)
-	resp, err := cl.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := openStream(t, base, c.path, c.key, c.body)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
@@ -248,19 +237,7 @@ func TestGoldenStopped(t *testing.T) {
 	s := New(cfg)
 	deterministic(s)
 	ts := startServer(t, s)
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ts.URL+"/v1/chat-messages", strings.NewReader(chatBody("streaming")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+SimpleChatKey)
-	req.Header.Set("Content-Type", "application/json")
-	cl := newClient()
-	defer cl.CloseIdleConnections()
-	resp, err := cl.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := openStream(t, ts.URL, "/v1/chat-messages", SimpleChatKey, chatBody("streaming"))
 	var got bytes.Buffer
 	br := bufio.NewReader(io.TeeReader(resp.Body, &got))
 	var task string
@@ -302,19 +279,7 @@ func TestStopHumanInput(t *testing.T) {
 	cfg.TTFT = 5 * time.Second
 	s := New(cfg)
 	ts := startServer(t, s)
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ts.URL+"/v1/chat-messages", strings.NewReader(chatBody("streaming")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+HumanInputChatKey)
-	req.Header.Set("Content-Type", "application/json")
-	cl := newClient()
-	defer cl.CloseIdleConnections()
-	resp, err := cl.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := openStream(t, ts.URL, "/v1/chat-messages", HumanInputChatKey, chatBody("streaming"))
 	br := bufio.NewReader(resp.Body)
 	var task string
 	for started := 0; started < 2; {
