@@ -238,6 +238,7 @@ func TestGoldenStopped(t *testing.T) {
 	deterministic(s)
 	ts := startServer(t, s)
 	resp := openStream(t, ts.URL, "/v1/chat-messages", SimpleChatKey, chatBody("streaming"))
+	defer resp.Body.Close()
 	var got bytes.Buffer
 	br := bufio.NewReader(io.TeeReader(resp.Body, &got))
 	var task string
@@ -280,6 +281,7 @@ func TestStopHumanInput(t *testing.T) {
 	s := New(cfg)
 	ts := startServer(t, s)
 	resp := openStream(t, ts.URL, "/v1/chat-messages", HumanInputChatKey, chatBody("streaming"))
+	defer resp.Body.Close()
 	br := bufio.NewReader(resp.Body)
 	var task string
 	for started := 0; started < 2; {
