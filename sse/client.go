@@ -80,10 +80,11 @@ type run struct {
 	// collects the clocks the reads used.
 	trace  httptrace.ClientTrace
 	stamps stamper
+	unread bufferer // rn.body, if it says what it buffers
 	clock  Clock
 	anchor time.Time
-	// precise asks for precise reads until the first answer token (Stream); ticket is the
-	// connection's while they are on (kstamp.go).
+	// precise asks for the connection's watch until the first answer token (Stream); ticket
+	// is the connection's while it is on (kstamp.go).
 	precise bool
 	ticket  uint64
 	// idleOnData defers the idle deadline to the first read that is more than ping frames:
@@ -186,7 +187,7 @@ func (c *Client) do(rn *run, req Request, accept string) (*http.Response, *Strea
 		}
 		return nil, &StreamError{Phase: PhaseConnect, Reason: "connect: " + connectReason(err), Err: err}
 	}
-	rn.body = resp.Body
+	rn.gotBody(resp.Body)
 	return resp, nil
 }
 

@@ -93,8 +93,8 @@
 // message events are not chunks: a New Agent app (mode "agent") ends with one message event
 // repeating the full answer. Result.FirstDataEvent is the first event with data (anything but
 // the ping keep-alive): Dify's "time to first event". Times are those of the body read that
-// completed the event: the kernel's receive time of its bytes where there is one (see Receive
-// times), else when the read returned.
+// completed the event: the kernel's receive time of its last byte where there is one (see
+// Receive times), else when the read returned.
 //
 // # Timeouts and errors
 //
@@ -139,23 +139,26 @@
 // recvmsg(2) (kstamp_linux.go): each read also returns the kernel's software receive time of
 // the newest segment whose bytes it returned. A body read's time (Headers, FirstByte, every
 // event, chunk and terminal time) is that stamp, so the time a user goroutine waited for the
-// CPU after its bytes arrived is not in the numbers. The HTTP transport's buffer is refilled
-// only when empty, so the bytes of a body read always come from the connection's latest
-// read.
+// CPU after its bytes arrived is not in the numbers. The bytes of a body read came in the
+// connection's latest read or before it, so that stamp is an upper bound of their arrival.
 //
 // TCP gives one stamp per read, and the kernel merges a segment that arrives behind unread
 // ones into them under the newest stamp: a reader late by more than the gap between two
 // tokens could no longer tell when the first one came. So until a stream's first answer
-// token a request is precise: its socket is in the transport's watch, an epoll set that the
-// reads of every other connection sweep (non-blocking, at most every 200 µs) to peek each
-// socket with new bytes and keep the stamp of its queue's end, and its reads stop at the first
-// possible end of an SSE event (a peek, then a read through that byte). An event read so is
-// timed by the earlier of its read's stamp and the watch's for its last byte. After the first
-// token reads are one recvmsg again (cost: BenchmarkStampRead). Limits: the watch needs other
-// reads while this one is late, which a loaded worker has (a lone stream waiting for the CPU
-// is alone only when the CPU is idle); TLS hides event ends, so reads under TLS are never
-// precise and a first token that queued up with later records takes their stamp; and
-// net/http's chunked reader can join two events of one HTTP chunk that arrived apart.
+// token its socket is in the transport's watch, an epoll set that the reads of every other
+// connection sweep when they run late (a read more than 250 µs after its bytes' stamp; at
+// most every 200 µs, without blocking): each socket with new bytes is peeked, and the stamp
+// of its queue is kept with the queue's end offset. Reads are never cut short. A body read
+// is placed among the connection's bytes by what the HTTP reader still buffers (the lean
+// transport says so; it returns one HTTP chunk per body read), and is timed by the earlier
+// of its connection read's stamp and the watch's sighting of its last byte. A worker whose
+// reads all come on time never sweeps: no token can merge into a read that came before the
+// next one arrived. Limits: the watch needs other reads while this one is late, which a
+// loaded worker has (a lone stream waiting for the CPU is alone only when the CPU is idle);
+// TLS hides the socket offsets of the plaintext, so TLS connections are never watched and
+// a first token that queued up with later records takes their stamp; net/http's transport
+// (TransportConfig.NetHTTP) cannot say what it buffers, so its requests leave the watch at
+// the response head, with the same limit.
 //
 // Where the kernel gives no stamp (other systems, a non-TCP connection, TransportConfig
 // UserClock) the time is time.Now when the read returned. Result.Clock says which clock a

@@ -3,6 +3,7 @@ package sse
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http/httptrace"
 	"time"
@@ -18,8 +19,9 @@ const (
 	// ClockUser: every read was timed with time.Now when the read returned.
 	ClockUser Clock = 1
 	// ClockKernel: every read was timed with the kernel's software receive timestamp
-	// (SO_TIMESTAMPNS): until the first answer token, of the segment that completed each
-	// event; after it, of the newest segment a read returned (see doc.go, "Receive times").
+	// (SO_TIMESTAMPNS): of the newest segment a connection read returned, or until the first
+	// answer token the watch's earlier one of the body read's last byte (see doc.go,
+	// "Receive times").
 	ClockKernel Clock = 2
 	// ClockMixed: some reads had a kernel timestamp and some did not.
 	ClockMixed = ClockUser | ClockKernel
@@ -44,21 +46,22 @@ const maxStampLag = time.Minute
 
 // stamper is a connection that knows the kernel receive time of its latest read.
 type stamper interface {
-	// lastStamp is the receive time (Unix ns) of the bytes the latest read returned: of the
-	// newest segment it touched, or earlier where a watch saw its last byte queued sooner
-	// (see stampConn); 0 if the kernel gave none.
-	lastStamp() int64
-	// beginPrecise turns on precise reads for a new request (each read ends at the first
-	// possible end of an SSE event, so an event's time is that of the segment completing
-	// it) and returns the request's ticket, 0 if the connection has no precise reads.
+	// stampAt is the receive time (Unix ns) of the byte unread bytes before the end of what
+	// the connection has read (unread: what the HTTP reader above still buffers): the
+	// stamp of the newest segment the latest read touched, or earlier where a watch saw
+	// that byte queued sooner (see stampConn); 0 if the kernel gave none.
+	stampAt(unread int) int64
+	// beginPrecise puts the connection in its transport's watch for a new request (so the
+	// arrival of each of its segments is seen even when its reader is late) and returns the
+	// request's ticket, 0 if the connection has no watch.
 	beginPrecise() uint64
-	// endPrecise turns precise reads off if ticket is still the current one: a connection
-	// can already serve the next request when the previous one ends.
+	// endPrecise takes the connection out of the watch if ticket is still the current one:
+	// a connection can already serve the next request when the previous one ends.
 	endPrecise(ticket uint64)
 }
 
 // stampOf finds the stamper under an HTTP connection, or nil. Under TLS the stamps are
-// kept but reads are not made precise: event boundaries are invisible in the ciphertext.
+// kept but the connection is never watched: the plaintext's offsets are not the socket's.
 func stampOf(c net.Conn) stamper {
 	if tc, ok := c.(*tls.Conn); ok {
 		if s, ok := tc.NetConn().(stamper); ok {
@@ -70,21 +73,17 @@ func stampOf(c net.Conn) stamper {
 	return s
 }
 
-// tlsStamps is a stamper under TLS: stamps as the connection reads them, no precise reads.
+// tlsStamps is a stamper under TLS: the stamp of the connection's latest read, no watch.
 type tlsStamps struct{ s stamper }
 
-func (t tlsStamps) lastStamp() int64   { return t.s.lastStamp() }
+func (t tlsStamps) stampAt(int) int64  { return t.s.stampAt(0) }
 func (tlsStamps) beginPrecise() uint64 { return 0 }
 func (tlsStamps) endPrecise(uint64)    {}
 
-// readTime is when the bytes a read just returned arrived: the kernel's stamp (wall clock)
-// placed on anchor's monotonic clock, or now. One anchor per request keeps equal stamps equal
-// and the request's kernel times ordered.
-func readTime(s stamper, now, anchor time.Time) (time.Time, Clock) {
-	if s == nil {
-		return now, ClockUser
-	}
-	ns := s.lastStamp()
+// readTime is when the bytes a read just returned arrived: the kernel's stamp ns (wall
+// clock, 0 for none) placed on anchor's monotonic clock, or now. One anchor per request keeps
+// equal stamps equal and the request's kernel times ordered.
+func readTime(ns int64, now, anchor time.Time) (time.Time, Clock) {
 	if ns == 0 {
 		return now, ClockUser
 	}
@@ -98,12 +97,36 @@ func readTime(s stamper, now, anchor time.Time) (time.Time, Clock) {
 	return anchor.Add(time.Duration(ns - anchor.UnixNano())), ClockKernel
 }
 
-// readNow is the time of the bytes the connection's latest read returned (see readTime); it
-// notes the clock used.
+// readNow is the time of the last byte the body's latest read returned (see readTime): the
+// kernel's stamp of that byte of the connection, found through what the HTTP reader still
+// buffers. It notes the clock used.
 func (rn *run) readNow() time.Time {
-	t, clk := readTime(rn.stamps, time.Now(), rn.anchor)
+	var ns int64
+	if rn.stamps != nil {
+		unread := 0
+		if rn.unread != nil {
+			unread = rn.unread.Buffered()
+		}
+		ns = rn.stamps.stampAt(unread)
+	}
+	t, clk := readTime(ns, time.Now(), rn.anchor)
 	rn.clock |= clk
 	return t
+}
+
+// bufferer is a response body that says how many bytes of its connection it has read but
+// not returned yet (sse/internal/h1's); net/http's bodies do not.
+type bufferer interface{ Buffered() int }
+
+// gotBody notes how the body maps to its connection's bytes. A body that cannot say (Go's
+// net/http transport) ends the request's watch at once: the watch's sightings are of the
+// socket's offsets, which only a bufferer can relate to the body's bytes.
+func (rn *run) gotBody(b io.ReadCloser) {
+	rn.body = b
+	rn.unread, _ = b.(bufferer)
+	if rn.unread == nil {
+		rn.endPrecise()
+	}
 }
 
 // traceConn hooks rn to the connection the request gets.
@@ -121,8 +144,8 @@ func (rn *run) gotConn(info httptrace.GotConnInfo) {
 	}
 }
 
-// endPrecise turns the request's precise reads off: at its first answer token, and when it
-// ends or drains.
+// endPrecise takes the request's connection out of the watch: at its first answer token,
+// and when it ends or drains.
 func (rn *run) endPrecise() {
 	if rn.ticket != 0 {
 		rn.stamps.endPrecise(rn.ticket)

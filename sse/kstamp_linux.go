@@ -21,27 +21,19 @@ import (
 // it touched. And a segment that arrives while earlier ones still wait in the receive queue
 // is merged into the queue's last buffer, which takes the newer stamp. So when the reader is
 // late by more than the gap between two segments, no read can tell the first one's arrival
-// any more: the stamp must be seen before the next segment arrives. Two things get it:
+// any more: the stamp must be seen before the next segment arrives. The watch
+// (kstamp_watch_linux.go) sees it: while a request is precise (until its first answer
+// token), its socket is in an epoll set that the reads of the transport's other connections
+// check when they find the worker running late. A socket with new bytes is peeked: the
+// stamp of its queue then is an upper bound of the arrival of every queued byte, recorded
+// with the queue's end offset (seen). Reads themselves are never cut short: one recvmsg of
+// whatever is queued, as without the watch.
 //
-//   - The watch (kstamp_watch_linux.go): while a request is precise, its socket is in an
-//     epoll set that the reads of every other connection of the transport check (at most
-//     every sweepEvery, without blocking). A socket with new bytes is peeked: the stamp of
-//     its queue then is an upper bound of the arrival of every queued byte, recorded with
-//     the queue's end offset. Under load reads run all the time, so the watch sees each
-//     segment about when it comes, however late this connection's own reader is.
-//   - Precise reads: while a request is precise, a read peeks the queue and reads only
-//     through the first possible end of an SSE event (respCut, eventCut), so that event's time is
-//     the kernel's stamp of that read, or the watch's earlier one for its last byte.
-//
-// A read's stamp is the smaller of the two; both are upper bounds of its last byte's
-// arrival, so the smaller is the truer. Outside precise requests reads are one recvmsg and
-// the watch is off.
-//
-// The stamp belongs to the bytes of that read. The HTTP transport's buffer is only refilled
-// when empty, so the bytes a body read returns came from the latest read of the connection:
-// its stamp is the one to use. (net/http's chunked reader may read again within one body read
-// when an HTTP chunk holds several events that arrive apart; those then share the later
-// stamp, as without precise reads.)
+// stampAt answers for a byte offset, not for a whole read: the HTTP transport above reads
+// ahead (several chunks of a response may come in one read) and hands the body out chunk by
+// chunk, and it says how many bytes it still holds. A body read's time is the smaller of
+// the latest read's stamp and the watch's sighting of the body read's last byte; both are
+// upper bounds of that byte's arrival, so the smaller is the truer.
 type stampConn struct {
 	tc  *net.TCPConn
 	rc  syscall.RawConn
@@ -55,18 +47,12 @@ type stampConn struct {
 	n, oobn int
 	errno   syscall.Errno
 	recvFn  func(uintptr) bool
-	prev    byte // the last byte read, for eventCut
-	// fr follows the framing of the precise request's response (frTicket's), so that only
-	// the body's bytes can make a cut.
-	fr       respCut
-	frTicket uint64
 
 	stamp    atomic.Int64  // Unix ns of the latest read's stamp, 0 = none
 	consumed atomic.Int64  // bytes read so far
 	precise  atomic.Uint64 // ticket of the precise request, 0 = none
 	tickets  atomic.Uint64 // the last ticket given
-	peeks    atomic.Uint64 // precise reads done (tests)
-	seen     seenStamps    // the watch's stamps of bytes not read yet
+	seen     seenStamps    // the watch's stamps of bytes not timed yet
 }
 
 // withKernelStamps turns on SO_TIMESTAMPNS for a TCP connection and returns a conn whose reads
@@ -94,8 +80,6 @@ func withKernelStamps(c net.Conn, w *watch) net.Conn {
 	return sc
 }
 
-func (c *stampConn) lastStamp() int64 { return c.stamp.Load() }
-
 func (c *stampConn) beginPrecise() uint64 {
 	t := c.tickets.Add(1)
 	c.precise.Store(t)
@@ -111,10 +95,11 @@ func (c *stampConn) endPrecise(ticket uint64) {
 	}
 }
 
-// recvmsg is one recvmsg(2) of c.msg; false means EAGAIN.
-func (c *stampConn) recvmsg(fd uintptr, flags int) bool {
+// recv is the RawConn.Read callback: one recvmsg(2) of c.msg; false means EAGAIN (wait for
+// readability).
+func (c *stampConn) recv(fd uintptr) bool {
 	for {
-		r, _, e := syscall.Syscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&c.msg)), uintptr(flags))
+		r, _, e := syscall.Syscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&c.msg)), 0)
 		switch e {
 		case syscall.EINTR:
 			continue
@@ -124,53 +109,6 @@ func (c *stampConn) recvmsg(fd uintptr, flags int) bool {
 		c.n, c.oobn, c.errno = int(r), int(c.msg.Controllen), e
 		return true
 	}
-}
-
-// recv is the RawConn.Read callback: false to wait for readability. The mode is looked at
-// on every call, so a read that was already waiting (net/http's reader goroutine waits for
-// the next response on an idle connection) is precise once the request is.
-func (c *stampConn) recv(fd uintptr) bool {
-	if c.precise.Load() != 0 {
-		return c.recvPrecise(fd)
-	}
-	return c.recvmsg(fd, 0)
-}
-
-// recvPrecise is the callback of a precise read: peek what is queued (into the caller's
-// buffer), then take it off the queue through the first possible event end with
-// MSG_TRUNC (no second copy: the bytes are already in place). The second call walks the
-// queue only as far as the cut, so its stamp is that of the segment holding the cut's last
-// byte.
-func (c *stampConn) recvPrecise(fd uintptr) bool {
-	ctl := c.msg.Controllen
-	c.msg.Controllen = 0
-	if !c.recvmsg(fd, syscall.MSG_PEEK) {
-		c.msg.Controllen = ctl
-		return false
-	}
-	c.msg.Controllen = ctl
-	c.peeks.Add(1)
-	if c.errno != 0 || c.n == 0 {
-		return true
-	}
-	p := unsafe.Slice(c.iov.Base, c.n)
-	if t := c.precise.Load(); t != c.frTicket {
-		c.fr, c.frTicket = respCut{}, t // a new request: its response starts here
-	}
-	k := c.fr.cut(c.prev, p)
-	c.iov.SetLen(k)
-	if !c.recvmsg(fd, syscall.MSG_TRUNC) {
-		// Cannot happen (the bytes are queued and this is the only reader); read again.
-		c.iov.SetLen(len(p))
-		return false
-	}
-	if c.errno == 0 && c.n > k {
-		c.n = k
-	}
-	if c.n != k {
-		c.fr.st = fRaw // cannot happen; the raw rule is safe from any byte
-	}
-	return true
 }
 
 // Read reads like net.TCPConn.Read and records the kernel stamp of the bytes read.
@@ -197,17 +135,25 @@ func (c *stampConn) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n := c.n
-	c.prev = p[n-1]
-	end := c.consumed.Add(int64(n))
+	c.consumed.Add(int64(n))
 	st := parseStampNS(c.oob[:c.oobn])
-	if s := c.seen.upTo(end); s != 0 && (st == 0 || s < st) {
-		st = s
-	}
 	c.stamp.Store(st)
 	if c.obs != nil {
-		c.obs.sweep()
+		c.obs.sweep(st)
 	}
 	return n, nil
+}
+
+// stampAt is the receive time (Unix ns) of the byte unread bytes before the end of what the
+// connection has read (unread: what the reader above still buffers), 0 if the kernel gave
+// none: the latest read's stamp, or the watch's sighting of that byte where it is earlier.
+// Offsets asked for must not decrease: sightings before the offset are dropped.
+func (c *stampConn) stampAt(unread int) int64 {
+	st := c.stamp.Load()
+	if s := c.seen.upTo(c.consumed.Load() - int64(unread)); s != 0 && (st == 0 || s < st) {
+		st = s
+	}
+	return st
 }
 
 func (c *stampConn) opError(err error) error {

@@ -13,6 +13,10 @@ const (
 	// under load, it sees a segment (and at most 1/sweepEvery non-blocking epoll_wait calls
 	// a second while a request is precise).
 	sweepEvery = 200 * time.Microsecond
+	// lateAfter is how late a read must be (its return after its bytes' kernel stamp) to
+	// sweep: a worker whose reads all come sooner loses nothing to the kernel's merging
+	// (a first token's stamp is off by at most its reader's delay), so it pays no sweeps.
+	lateAfter = 250 * time.Microsecond
 	// watchPeek bounds the bytes a sweep peeks per socket; a larger queue is seen up to it.
 	watchPeek = 64 << 10
 	// epollET is EPOLLET as an event mask (package syscall has it as a negative int).
@@ -37,6 +41,7 @@ type watch struct {
 	oob     [64]byte
 	n, oobn int
 	peekFn  func(uintptr)
+	sweeps  int // sweeps run (tests)
 }
 
 func newWatch() *watch {
@@ -91,17 +96,20 @@ func (w *watch) closeIfEmpty() {
 }
 
 // sweep peeks, without blocking, the watched sockets that received bytes since the last
-// sweep, unless one ran less than sweepEvery ago or runs now.
-func (w *watch) sweep() {
+// sweep. A read calls it with its bytes' stamp (0: none); it does nothing when that read was
+// on time (less than lateAfter after its stamp), when a sweep ran less than sweepEvery ago,
+// or when one runs now.
+func (w *watch) sweep(stamp int64) {
 	if w.pending.Load() == 0 {
 		return
 	}
 	now := time.Now().UnixNano()
-	if now < w.next.Load() || !w.mu.TryLock() {
+	if (stamp != 0 && now-stamp < int64(lateAfter)) || now < w.next.Load() || !w.mu.TryLock() {
 		return
 	}
 	defer w.mu.Unlock()
 	w.next.Store(now + int64(sweepEvery))
+	w.sweeps++
 	if w.epfd < 0 {
 		return
 	}

@@ -10,8 +10,10 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // readLog is one read of a recordConn: when it returned and what.
@@ -50,14 +52,31 @@ func (c *recordConn) readOf(s string) (time.Time, int) {
 	return time.Time{}, -1
 }
 
-func (c *recordConn) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.reads)
+// busyLate is how long after their bytes arrive the reads of every other connection of a
+// lateTransport come: the other users of a worker that is running late, whose reads sweep
+// the watch (a sweep needs a read later than lateAfter).
+const busyLate = time.Millisecond
+
+// busyConn is a stamped connection whose reader gets to its bytes busyLate after they
+// arrive: it waits until the socket is readable, then sleeps, then reads.
+type busyConn struct{ *stampConn }
+
+func (c busyConn) Read(p []byte) (int, error) {
+	var b [1]byte
+	err := c.rc.Read(func(fd uintptr) bool {
+		_, _, e := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		return e != syscall.EAGAIN
+	})
+	if err != nil {
+		return 0, c.opError(err)
+	}
+	time.Sleep(busyLate)
+	return c.stampConn.Read(p)
 }
 
-// lateTransport is the default transport whose connections to late's host read pause late;
-// dialed lists those connections.
+// lateTransport is the default transport whose connections to late's host read pause late
+// (dialed lists them) and whose other connections are busyConns.
 type lateTransport struct {
 	*Transport
 	mu     sync.Mutex
@@ -73,12 +92,15 @@ func newLateTransport(t *testing.T, late string, pause time.Duration, cfg Transp
 	host = strings.TrimPrefix(host, "https://")
 	lt.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := inner(ctx, network, addr)
-		if err != nil || addr != host {
+		if err != nil {
 			return c, err
 		}
 		sc, ok := c.(*stampConn)
 		if !ok {
 			return nil, fmt.Errorf("default transport dialed a %T, want *stampConn", c)
+		}
+		if addr != host {
+			return busyConn{sc}, nil
 		}
 		rc := &recordConn{stampConn: sc, pause: pause}
 		lt.mu.Lock()
@@ -95,8 +117,9 @@ func (lt *lateTransport) conns() []*recordConn {
 	return append([]*recordConn(nil), lt.dialed...)
 }
 
-// busyStream keeps another stream of tr reading (a comment every 300 µs) until the test
-// ends: the other users of a loaded worker, whose reads sweep the watch.
+// busyStream keeps another stream of tr reading (a comment every 2 ms, each read busyLate
+// after it came) until the test ends: the other users of a loaded worker, whose reads sweep
+// the watch.
 func busyStream(t *testing.T, tr http.RoundTripper) {
 	t.Helper()
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
@@ -104,7 +127,7 @@ func busyStream(t *testing.T, tr http.RoundTripper) {
 		for r.Context().Err() == nil {
 			fmt.Fprint(w, ": tick\n\n")
 			flush(w)
-			time.Sleep(300 * time.Microsecond)
+			time.Sleep(2 * time.Millisecond)
 		}
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -132,6 +155,8 @@ func busyStream(t *testing.T, tr http.RoundTripper) {
 // stepServer writes parts[i] after waiting gaps[i], flushing each, and records when each
 // write started and ended.
 type stepServer struct {
+	// hook (may be nil) runs before the write of each part.
+	hook          func(i int)
 	mu            sync.Mutex
 	before, after []time.Time
 }
@@ -142,6 +167,9 @@ func (s *stepServer) handler(parts []string, gaps []time.Duration) http.HandlerF
 		flush(w)
 		for i, p := range parts {
 			time.Sleep(gaps[i])
+			if s.hook != nil {
+				s.hook(i)
+			}
 			b := time.Now()
 			fmt.Fprint(w, p)
 			flush(w)
@@ -164,6 +192,10 @@ const (
 	tokenThere = `data: {"event": "message", "answer": " there", "message_id": "m1"}` + "\n\n"
 	endMsg     = `data: {"event": "message_end", "message_id": "m1", "conversation_id": "c1", "metadata": {}}` + "\n\n"
 	stampSlack = 2 * time.Millisecond
+	// lateBy is the late reader's pause before every read in the lateStream tests: its
+	// first read (the head and the ping) comes before the first token, written 55 ms in; its
+	// second, about 80 ms in, after the next parts too, so the kernel has merged them.
+	lateBy = 40 * time.Millisecond
 )
 
 // inWindow fails unless at lies within the server's write i (give or take stampSlack).
@@ -200,12 +232,13 @@ func lateStream(t *testing.T, parts []string, gaps []time.Duration, pause time.D
 }
 
 // TestKernelStampsWatched: a reader late past the next segment (the kernel has merged them
-// under the later stamp) still times the first token at its own segment's arrival: the watch
-// saw it when it came, and the precise read ends at its event.
+// under the later stamp, and one read returns both) still times the first token at its own
+// segment's arrival: the watch saw it when it came, and the body read of its HTTP chunk is
+// placed among the connection's bytes by what the transport still buffers.
 func TestKernelStampsWatched(t *testing.T) {
 	parts := []string{"event: ping\n\n", tokenHi, tokenThere, endMsg}
-	gaps := []time.Duration{0, 30 * time.Millisecond, 5 * time.Millisecond, 5 * time.Millisecond}
-	res, ss := lateStream(t, parts, gaps, 25*time.Millisecond, `"Hi"`, 2)
+	gaps := []time.Duration{0, 55 * time.Millisecond, 5 * time.Millisecond, 5 * time.Millisecond}
+	res, ss := lateStream(t, parts, gaps, lateBy, `"Hi"`, 2)
 	inWindow(t, "FirstToken", res.FirstToken, ss, 1)
 	if res.Chunks != 2 {
 		t.Errorf("Chunks = %d, want 2", res.Chunks)
@@ -216,26 +249,87 @@ func TestKernelStampsWatched(t *testing.T) {
 // (and HTTP chunk) of its own; the token is timed at that segment, not the next event's.
 func TestKernelStampsSplitFraming(t *testing.T) {
 	parts := []string{"event: ping\n\n", strings.TrimSuffix(tokenHi, "\n"), "\n", tokenThere, endMsg}
-	gaps := []time.Duration{0, 30 * time.Millisecond, 4 * time.Millisecond, 8 * time.Millisecond, time.Millisecond}
-	res, ss := lateStream(t, parts, gaps, 30*time.Millisecond, `"Hi"`, 3)
+	gaps := []time.Duration{0, 55 * time.Millisecond, 4 * time.Millisecond, 8 * time.Millisecond, time.Millisecond}
+	res, ss := lateStream(t, parts, gaps, lateBy, `"Hi"`, 3)
 	inWindow(t, "FirstToken", res.FirstToken, ss, 2)
 }
 
 // TestKernelStampsLargeEvent: a first token larger than every read buffer is read in
-// several precise reads and timed at the arrival of its end.
+// several reads and timed at the arrival of its end.
 func TestKernelStampsLargeEvent(t *testing.T) {
 	big := `data: {"event": "message", "answer": "` + strings.Repeat("x", 20<<10) + `", "message_id": "m1"}` + "\n\n"
 	parts := []string{"event: ping\n\n", big, tokenThere, endMsg}
-	gaps := []time.Duration{0, 30 * time.Millisecond, 5 * time.Millisecond, time.Millisecond}
-	res, ss := lateStream(t, parts, gaps, 25*time.Millisecond, `" there"`, 3)
+	gaps := []time.Duration{0, 55 * time.Millisecond, 5 * time.Millisecond, time.Millisecond}
+	res, ss := lateStream(t, parts, gaps, lateBy, `" there"`, 3)
 	inWindow(t, "FirstToken", res.FirstToken, ss, 1)
 	if res.Chunks != 2 || res.BytesRead < 20<<10 {
 		t.Errorf("Chunks = %d, BytesRead = %d; want 2 and the whole event", res.Chunks, res.BytesRead)
 	}
 }
 
-// TestPreciseUntilFirstToken: reads peek (precise) until the first answer token, then are
-// one recvmsg each; the next request on the same connection is precise again.
+// waitPrecise waits (up to 5 s) until c's watch state is on (true) or off.
+func waitPrecise(t *testing.T, c *recordConn, on bool) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); (c.precise.Load() != 0) != on; time.Sleep(100 * time.Microsecond) {
+		if time.Now().After(end) {
+			t.Errorf("connection watched = %v, want %v", !on, on)
+			return
+		}
+	}
+}
+
+// waitQueued spins until c's receive queue holds a byte (up to 5 s).
+func waitQueued(t *testing.T, c *stampConn) {
+	t.Helper()
+	var b [1]byte
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
+		_, _, e := syscall.Syscall6(syscall.SYS_RECVFROM, uintptr(c.fd), uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		if e != syscall.EAGAIN {
+			return
+		}
+	}
+	t.Fatal("no byte arrived")
+}
+
+// TestWatchSweepsOnlyWhenLate: a read that comes within lateAfter of its bytes' arrival does
+// not sweep the watch (a worker on time pays nothing for it); a late read does.
+func TestWatchSweepsOnlyWhenLate(t *testing.T) {
+	w := newWatch()
+	_, watched := stampPair(t, w)
+	defer watched.endPrecise(watched.beginPrecise())
+	srv, sc := stampPair(t, w)
+	buf := make([]byte, 64)
+	sweeps := func(late time.Duration) int {
+		w.mu.Lock()
+		before := w.sweeps
+		w.mu.Unlock()
+		for range 20 {
+			w.next.Store(0) // no rate limit
+			if _, err := srv.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			waitQueued(t, sc) // the read finds its byte there: on time, unless late
+			time.Sleep(late)
+			if _, err := sc.Read(buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.sweeps - before
+	}
+	if n := sweeps(0); n >= 10 {
+		t.Errorf("%d of 20 reads on time swept the watch, want (nearly) none", n)
+	}
+	if n := sweeps(2 * time.Millisecond); n != 20 {
+		t.Errorf("%d of 20 reads 2 ms late swept the watch, want all", n)
+	}
+}
+
+// TestPreciseUntilFirstToken: a request's connection is watched until its first answer token
+// and not after (while the stream goes on); the next request on the same connection is
+// watched again, and none is left in the watch at the end.
 func TestPreciseUntilFirstToken(t *testing.T) {
 	parts := []string{"event: ping\n\n", tokenHi}
 	gaps := []time.Duration{0, 3 * time.Millisecond}
@@ -246,9 +340,16 @@ func TestPreciseUntilFirstToken(t *testing.T) {
 	var ss stepServer
 	srv := newServer(t, ss.handler(parts, gaps))
 	lt := newLateTransport(t, srv.URL, 0, TransportConfig{})
+	ss.hook = func(i int) {
+		c := lt.conns()[0]
+		switch i {
+		case 1: // before the first token
+			waitPrecise(t, c, true)
+		case 5: // the first token was sent; the client takes it off once it has read it
+			waitPrecise(t, c, false)
+		}
+	}
 	cl := NewClient(Config{Client: &http.Client{Transport: lt}})
-	var peeks []uint64
-	var reads int
 	for i := range 2 {
 		if _, err := cl.Stream(context.Background(), chatRequest(srv.URL)); err != nil {
 			t.Fatalf("Stream: %v", err)
@@ -257,28 +358,42 @@ func TestPreciseUntilFirstToken(t *testing.T) {
 		if len(conns) != 1 {
 			t.Fatalf("%d connections dialed, want 1 reused", len(conns))
 		}
-		peeks = append(peeks, conns[0].peeks.Load())
-		if i == 0 {
-			reads = conns[0].count()
+		if n := conns[0].tickets.Load(); n != uint64(i+1) {
+			t.Errorf("after request %d the connection was watched %d times, want %d", i+1, n, i+1)
 		}
-	}
-	c := lt.conns()[0]
-	_, first := c.readOf(`"Hi"`)
-	if peeks[0] == 0 || peeks[0] > uint64(first+1) {
-		t.Errorf("first request: %d precise reads, want 1..%d (up to the first token's read)", peeks[0], first+1)
-	}
-	if plain := reads - int(peeks[0]); plain < 8 {
-		t.Errorf("first request: %d plain reads (%d reads, %d precise), want ≥ 8 after the first token", plain, reads, peeks[0])
-	}
-	if peeks[1] <= peeks[0] {
-		t.Errorf("second request on the reused connection: precise reads %d → %d, want more", peeks[0], peeks[1])
-	}
-	if c.obs.pending.Load() != 0 {
-		t.Errorf("watch still has %d connections after both requests", c.obs.pending.Load())
+		if n := conns[0].obs.pending.Load(); n != 0 {
+			t.Errorf("watch still has %d connections after request %d", n, i+1)
+		}
 	}
 }
 
-// TestPreciseReadFailures: a connection closed or reset while a request is precise (before
+// TestPreciseNetHTTP: Go's net/http transport cannot say what it buffers, so a watch's
+// sightings could not be placed in its body: its requests leave the watch at the response.
+func TestPreciseNetHTTP(t *testing.T) {
+	parts := []string{"event: ping\n\n", tokenHi, endMsg}
+	gaps := []time.Duration{0, 3 * time.Millisecond, time.Millisecond}
+	var ss stepServer
+	srv := newServer(t, ss.handler(parts, gaps))
+	lt := newLateTransport(t, srv.URL, 0, TransportConfig{NetHTTP: true})
+	ss.hook = func(i int) {
+		if i == 1 {
+			waitPrecise(t, lt.conns()[0], false)
+		}
+	}
+	cl := NewClient(Config{Client: &http.Client{Transport: lt}})
+	res, err := cl.Stream(context.Background(), chatRequest(srv.URL))
+	if err != nil {
+		t.Fatalf("Stream: %v", err)
+	}
+	if res.Clock&ClockKernel == 0 {
+		t.Errorf("Clock = %v, want kernel stamps", res.Clock)
+	}
+	if n := lt.conns()[0].tickets.Load(); n != 1 {
+		t.Errorf("the connection was watched %d times, want 1 (until the response)", n)
+	}
+}
+
+// TestPreciseReadFailures: a connection closed or reset while a request is watched (before
 // its first token) ends the stream with the usual failure, and leaves the watch.
 func TestPreciseReadFailures(t *testing.T) {
 	for _, reset := range []bool{false, true} {
@@ -308,8 +423,8 @@ func TestPreciseReadFailures(t *testing.T) {
 			t.Errorf("reset=%v: err = %v, want a %v StreamError", reset, err, want)
 		}
 		c := lt.conns()[0]
-		if c.peeks.Load() == 0 {
-			t.Errorf("reset=%v: no precise read", reset)
+		if c.tickets.Load() == 0 {
+			t.Errorf("reset=%v: the connection was never watched", reset)
 		}
 		if n := c.obs.pending.Load(); n != 0 {
 			t.Errorf("reset=%v: watch still has %d connections", reset, n)
@@ -319,7 +434,8 @@ func TestPreciseReadFailures(t *testing.T) {
 
 // TestKernelQueueMerges documents the kernel: two segments that queued up before the reader
 // came are one buffer with the later one's stamp, so even a read of exactly the first
-// segment's bytes gets the second's arrival. This is why the watch exists.
+// segment's bytes gets the second's arrival. This is why the watch exists, and why cutting
+// reads at event ends could not replace it.
 func TestKernelQueueMerges(t *testing.T) {
 	ctx := context.Background()
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
@@ -354,52 +470,14 @@ func TestKernelQueueMerges(t *testing.T) {
 	}
 	defer sc.Close()
 	at := <-sent // both queued, the reader never came
-	beginP := sc.beginPrecise()
-	defer sc.endPrecise(beginP)
-	buf := make([]byte, 64)
+	buf := make([]byte, len("first\n\n"))
 	n, err := sc.Read(buf)
 	if err != nil || string(buf[:n]) != "first\n\n" {
-		t.Fatalf("precise Read = %q, %v; want the first event only", buf[:n], err)
+		t.Fatalf("Read = %q, %v; want the first event", buf[:n], err)
 	}
-	got := time.Unix(0, sc.lastStamp())
+	got := time.Unix(0, sc.stampAt(0))
 	if d := got.Sub(at[1]); d < -stampSlack || d > stampSlack {
 		t.Errorf("stamp of the first segment's bytes is %v from the second's send (%v from the first's); want the second's: the kernel merged them",
 			d, got.Sub(at[0]))
-	}
-}
-
-// TestPreciseFromTheFirstRead: net/http's reader goroutine is already waiting in a read of
-// the connection when a request turns precise (a new connection's first response, and every
-// next one on a reused connection), yet that read is precise: the head, sent in one segment
-// with the first events, comes alone.
-func TestPreciseFromTheFirstRead(t *testing.T) {
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		sseHeaders(w)
-		fmt.Fprint(w, "event: ping\n\n"+tokenHi)
-		flush(w)
-		time.Sleep(3 * time.Millisecond)
-		fmt.Fprint(w, tokenThere+endMsg)
-	})
-	lt := newLateTransport(t, srv.URL, 0, TransportConfig{})
-	cl := NewClient(Config{Client: &http.Client{Transport: lt}})
-	for i := range 2 {
-		if _, err := cl.Stream(context.Background(), chatRequest(srv.URL)); err != nil {
-			t.Fatalf("Stream %d: %v", i, err)
-		}
-	}
-	c := lt.conns()[0]
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	heads := 0
-	for _, r := range c.reads {
-		if bytes.HasPrefix(r.data, []byte("HTTP/1.1 200")) {
-			heads++
-			if bytes.Contains(r.data, []byte("ping")) {
-				t.Errorf("response head read with its first event: %q", r.data)
-			}
-		}
-	}
-	if heads != 2 {
-		t.Errorf("%d reads start a response head, want 2 (one connection, two requests)", heads)
 	}
 }

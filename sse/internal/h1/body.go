@@ -68,6 +68,17 @@ func (b *body) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// Buffered is how many bytes of the connection the transport has read but the body has not
+// returned yet (0 once the connection is released): the bytes a body read returned end that
+// many bytes before the end of what the connection has read. sse uses it to time each body
+// read by the kernel's receive stamp of its own last byte.
+func (b *body) Buffered() int {
+	if b.rd == nil {
+		return 0
+	}
+	return b.rd.buffered()
+}
+
 func (b *body) readLength(p []byte) (int, error) {
 	if int64(len(p)) > b.remain {
 		p = p[:b.remain]
