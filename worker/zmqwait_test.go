@@ -103,3 +103,32 @@ func TestFDWaiterTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNextBusyCheck: the busy timer backs off while its ticks find nothing, up to
+// zmqBusyMax, and is back at zmqBusyCheck after a tick that found work.
+func TestNextBusyCheck(t *testing.T) {
+	cases := []struct {
+		every time.Duration
+		work  bool
+		want  time.Duration
+	}{
+		{zmqBusyCheck, false, 2 * zmqBusyCheck},
+		{16 * time.Millisecond, false, 32 * time.Millisecond},
+		{48 * time.Millisecond, false, zmqBusyMax},
+		{zmqBusyMax, false, zmqBusyMax},
+		{zmqBusyMax, true, zmqBusyCheck},
+		{zmqBusyCheck, true, zmqBusyCheck},
+	}
+	for _, c := range cases {
+		if got := nextBusyCheck(c.every, c.work); got != c.want {
+			t.Errorf("nextBusyCheck(%v, work=%v) = %v, want %v", c.every, c.work, got, c.want)
+		}
+	}
+	every, ticks := zmqBusyCheck, 0
+	for ; every < zmqBusyMax; ticks++ {
+		every = nextBusyCheck(every, false)
+	}
+	if ticks != 5 {
+		t.Errorf("%d idle ticks from %v to %v, want 5", ticks, zmqBusyCheck, zmqBusyMax)
+	}
+}
