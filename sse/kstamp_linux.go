@@ -53,6 +53,9 @@ type stampConn struct {
 	precise  atomic.Uint64 // ticket of the precise request, 0 = none
 	tickets  atomic.Uint64 // the last ticket given
 	seen     seenStamps    // the watch's stamps of bytes not timed yet
+	// peekErr is a socket error (errno) that a watch's peek took: the kernel reports a
+	// pending error once, so the reader gets it from here instead of a clean EOF.
+	peekErr atomic.Int32
 }
 
 // withKernelStamps turns on SO_TIMESTAMPNS for a TCP connection and returns a conn whose reads
@@ -132,6 +135,9 @@ func (c *stampConn) Read(p []byte) (int, error) {
 		return 0, c.opError(os.NewSyscallError("recvmsg", c.errno))
 	}
 	if c.n == 0 {
+		if e := c.peekErr.Swap(0); e != 0 {
+			return 0, c.opError(os.NewSyscallError("recvmsg", syscall.Errno(e)))
+		}
 		return 0, io.EOF
 	}
 	n := c.n

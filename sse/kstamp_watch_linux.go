@@ -40,6 +40,7 @@ type watch struct {
 	msg     syscall.Msghdr
 	oob     [64]byte
 	n, oobn int
+	errno   syscall.Errno // the peek's error, other than EAGAIN
 	peekFn  func(uintptr)
 	sweeps  int // sweeps run (tests)
 }
@@ -129,8 +130,17 @@ func (w *watch) sweep(stamp int64) {
 // make the recorded end smaller, which keeps the sighting true.
 func (w *watch) see(c *stampConn) {
 	before := c.consumed.Load()
-	w.n = 0
-	if err := c.rc.Control(w.peekFn); err != nil || w.n <= 0 {
+	w.n, w.errno = 0, 0
+	if err := c.rc.Control(w.peekFn); err != nil {
+		return
+	}
+	if w.errno != 0 {
+		// The peek took the socket's pending error (a reset, say): the kernel reports it
+		// once. Keep it for the reader, whose next read would otherwise see a clean EOF.
+		c.peekErr.CompareAndSwap(0, int32(w.errno))
+		return
+	}
+	if w.n <= 0 {
 		return
 	}
 	if st := parseStampNS(w.oob[:w.oobn]); st != 0 {
@@ -149,8 +159,12 @@ func (w *watch) peek(fd uintptr) {
 		if e == syscall.EINTR {
 			continue
 		}
-		if e == 0 {
+		switch e {
+		case 0:
 			w.n, w.oobn = int(r), int(w.msg.Controllen)
+		case syscall.EAGAIN:
+		default:
+			w.errno = e
 		}
 		break
 	}

@@ -481,3 +481,38 @@ func TestKernelQueueMerges(t *testing.T) {
 			d, got.Sub(at[0]))
 	}
 }
+
+// TestWatchKeepsResetForReader: the kernel reports a socket's pending error once. When a
+// sweep's peek is the one that takes a reset, the reader's next read still fails with the
+// reset ("connection reset during stream"), not with a clean EOF ("stream ended before
+// message_end").
+func TestWatchKeepsResetForReader(t *testing.T) {
+	w := newWatch()
+	srv, sc := stampPair(t, w)
+	defer sc.endPrecise(sc.beginPrecise())
+	tc, ok := srv.(*net.TCPConn)
+	if !ok {
+		t.Fatalf("server end is a %T", srv)
+	}
+	if err := tc.SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	_ = tc.Close() // RST
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		w.next.Store(0)
+		w.sweep(0)
+		if sc.peekErr.Load() != 0 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("no sweep took the reset")
+		}
+	}
+	_, err := sc.Read(make([]byte, 64))
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("Read after the watch took the reset = %v, want ECONNRESET", err)
+	}
+	if _, err := sc.Read(make([]byte, 64)); !errors.Is(err, io.EOF) {
+		t.Errorf("the next Read = %v, want EOF (the error is reported once)", err)
+	}
+}
