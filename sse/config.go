@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"time"
 
 	"github.com/difyload/difyload/sse/internal/h1"
@@ -102,6 +103,11 @@ type TransportConfig struct {
 type Transport struct {
 	*http.Transport
 	lean *h1.Transport // nil with NetHTTP
+	// stampsFD is the socket that keeps the kernel's receive timestamps on for the
+	// transport's life (-1: none; closed when the Transport is collected), stampsOn whether
+	// they were on when NewTransport returned (see keepStampsOn).
+	stampsFD int
+	stampsOn bool
 }
 
 // RoundTrip sends req on the lean transport (or the standard one with NetHTTP).
@@ -126,7 +132,9 @@ func (t *Transport) CloseIdleConnections() {
 // connection as with Locust's HTTP/1.1 clients), no transparent gzip (byte counts are wire
 // bytes), and TLS verification unless InsecureSkipVerify. Proxies come from the environment
 // like http.DefaultTransport (a request with a proxy goes through the standard transport).
-// Share one Transport per process.
+// Unless UserClock, it holds kernel receive timestamps on while the Transport lives and
+// waits (at most 100 ms, normally well under one) until the kernel stamps (doc.go, "Receive
+// times"). Share one Transport per process.
 func NewTransport(cfg TransportConfig) *Transport {
 	if cfg.MaxIdleConnsPerHost <= 0 {
 		cfg.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
@@ -162,7 +170,13 @@ func NewTransport(cfg TransportConfig) *Transport {
 			MinVersion:         tls.VersionTLS12,
 		},
 	}
-	t := &Transport{Transport: std}
+	t := &Transport{Transport: std, stampsFD: -1}
+	if !cfg.UserClock {
+		t.stampsFD, t.stampsOn = keepStampsOn()
+		if t.stampsFD >= 0 {
+			runtime.AddCleanup(t, releaseStamps, t.stampsFD)
+		}
+	}
 	if !cfg.NetHTTP {
 		t.lean = h1.New(h1.Config{
 			// Through the standard transport's field, read at each dial, so one DialContext

@@ -160,6 +160,14 @@
 // (TransportConfig.NetHTTP) cannot say what it buffers, so its requests leave the watch at
 // the response head, with the same limit.
 //
+// Linux stamps packets only while some socket asks for it, and switches that on and off
+// asynchronously when the first such socket appears and the last one closes: a connection
+// opened then could get its first segments unstamped. So NewTransport holds one UDP socket
+// with SO_TIMESTAMPNS open for the Transport's life and returns once a loopback connection's
+// first read is stamped (at most 100 ms; kstamp_keep_linux.go). Without it, 20-50 % of
+// fresh connections' first reads had no stamp when each was the only one (the test
+// TestTransportKeepsStampsOn), and a worker's first streams said "mixed".
+//
 // Where the kernel gives no stamp (other systems, a non-TCP connection, TransportConfig
 // UserClock) the time is time.Now when the read returned. Result.Clock says which clock a
 // stream used: kernel, user or mixed.

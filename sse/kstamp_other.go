@@ -11,3 +11,8 @@ func newWatch() *watch { return nil }
 
 // withKernelStamps returns c unchanged: kernel receive timestamps are read on Linux only.
 func withKernelStamps(c net.Conn, _ *watch) net.Conn { return c }
+
+// keepStampsOn holds nothing: kernel receive timestamps are read on Linux only.
+func keepStampsOn() (fd int, on bool) { return -1, false }
+
+func releaseStamps(int) {}
