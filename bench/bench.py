@@ -13,6 +13,10 @@ again and the mock's truth (completed streams and per-request records). After th
 joined with the mock's records: measurement error = generator first token - mock first-token
 send time (after Write+Flush), per request.
 
+CPU hog (--hog-users): the same steps for the floor and difyload with a busy loop sharing the
+generator's core, so the generator waits for the CPU after its bytes arrive: how true each
+one's first-token times stay when it is busy.
+
 Memory: RSS of the generator with N concurrent open streams ("hold" shape: first token after
 1 s, then one token every 2 s, so streams stay open and the mock stays light).
 
@@ -298,19 +302,23 @@ class Bench:
             "_mock_first_token": {r["message_id"]: r["first_token"] for r in ok if r.get("first_token")},
         }
 
-    def sweep(self, gen, shape):
+    def sweep(self, gen, shape, users_list, hog=False):
+        """Steps of gen at users_list; with hog, a busy loop shares the generator's core all along."""
         a = self.a
         self.start_mock(shape)
-        jsonl = os.path.join(self.work, f"req-{gen}-{shape}.jsonl")
+        jsonl = os.path.join(self.work, f"req-{gen}-{shape}{'-hog' if hog else ''}.jsonl")
         for f in os.listdir(self.work):
             if f.startswith(os.path.basename(jsonl)):
                 os.remove(os.path.join(self.work, f))
+        # The hog is a pure CPU loop at the generator's priority, so the scheduler splits the
+        # core between them: the generator's goroutines wait for the CPU after their bytes came.
+        hp = self.start(f"hog-{gen}-{shape}", [sys.executable, "-c", "while True: pass"], a.gen_cpu) if hog else None
         h = self.gen_start(gen, shape, jsonl)
         steps = []
         try:
             stream_s = parse_go_duration(SHAPES[shape][0]) / 1e9 + SHAPES[shape][2] * parse_go_duration(SHAPES[shape][1]) / 1e9
             settle = stream_s + 2
-            for users in a.users[shape]:
+            for users in users_list:
                 s = self.step(h, shape, users, a.ramp, settle, a.window)
                 steps.append(s)
                 log(f"{gen}/{shape} users={users} cpu={s['cpu_frac']:.2f} master={s['master_cpu_frac']:.2f} "
@@ -323,6 +331,7 @@ class Bench:
                     raise RuntimeError(f"{gen}/{shape}: a process died (logs in {self.work})")
         finally:
             h.finish()
+            self.stop(hp)
         gen_ft = read_jsonl(h.files())
         clocks = clock_counts(h.files()) if gen == "difyload" else {}
         for s in steps:
@@ -476,6 +485,22 @@ def ratios(res, a):
             lines.append(f"| {u} | {f['cpu_frac']:.0%} | {d['cpu_frac']:.0%} | {fmt(f['cpu_per_1k_streams'], 3)} / {fmt(d['cpu_per_1k_streams'], 3)} "
                          f"| {fmt(r)}x | {fmt(f['err_ms']['p50'])} / {fmt(f['err_ms']['p99'])} | {fmt(d['err_ms']['p50'])} / {fmt(d['err_ms']['p99'])} "
                          f"| {fmt(f['mock_late_ms']['p99'], 1)} / {fmt(d['mock_late_ms']['p99'], 1)} |")
+    for shape, sw in (res.get("hog") or {}).items():
+        fl = {x["users"]: x for x in sw.get("floor", [])}
+        dl = {x["users"]: x for x in sw.get("difyload", [])}
+        both = sorted(set(fl) & set(dl))
+        if not both:
+            continue
+        lines.append(f"\nShape `{shape}` with a CPU hog on the generator's core (a busy loop at the same priority: the "
+                     "generator waits for the CPU), same users, same run:\n")
+        lines.append("| users | floor CPU (streams/s) | difyload CPU (streams/s) | TTFB err p50 / p99 ms floor "
+                     "| TTFB err p50 / p99 ms difyload | mock late p99 ms (floor / difyload step) |")
+        lines.append("|---:|---:|---:|---:|---:|---:|")
+        for u in both:
+            f, d = fl[u], dl[u]
+            lines.append(f"| {u} | {f['cpu_frac']:.0%} ({f['streams_per_s']:.0f}) | {d['cpu_frac']:.0%} ({d['streams_per_s']:.0f}) "
+                         f"| {fmt(f['err_ms']['p50'])} / {fmt(f['err_ms']['p99'])} | {fmt(d['err_ms']['p50'])} / {fmt(d['err_ms']['p99'])} "
+                         f"| {fmt(f['mock_late_ms']['p99'], 1)} / {fmt(d['mock_late_ms']['p99'], 1)} |")
     rss = res.get("rss") or {}
     if rss.get("floor") and rss.get("difyload"):
         f, d = rss["floor"][-1], rss["difyload"][-1]
@@ -544,9 +569,10 @@ def summarize(res, a):
     lines.append("| shape | generator | users | gen CPU | streams/s | events/s | CPU-s/1k streams | err p50 / p99 ms (n) "
                  "| mock late p50 / p99 ms | mock CPU | master CPU | foreign CPU gen / mock core |")
     lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for shape in a.shapes:
+    hog = {f"{k}+hog": v for k, v in (res.get("hog") or {}).items()}
+    for shape, gens in [(sh, res["sweep"].get(sh, {})) for sh in a.shapes] + list(hog.items()):
         for gen in a.generators:
-            for x in res["sweep"].get(shape, {}).get(gen, []):
+            for x in gens.get(gen, []):
                 lines.append(f"| {shape} | {gen} | {x['users']} | {x['cpu_frac']:.0%} | {x['streams_per_s']:.0f} | {x['events_per_s']:.0f} "
                              f"| {fmt(x['cpu_per_1k_streams'], 3)} | {fmt(x['err_ms']['p50'])} / {fmt(x['err_ms']['p99'])} ({x['err_ms']['n']}) "
                              f"| {fmt(x['mock_late_ms']['p50'], 1)} / {fmt(x['mock_late_ms']['p99'], 1)} | {x['mock_cpu_frac']:.0%} "
@@ -582,7 +608,8 @@ def write_outputs(res, a):
         w.writerow(["shape", "generator", "users", "cpu_frac", "streams_per_s", "events_per_s", "cpu_per_1k_streams",
                     "cpu_per_100k_events", "err_p50_ms", "err_p99_ms", "err_n", "mock_late_p50_ms", "mock_late_p99_ms",
                     "mock_cpu_frac", "master_cpu_frac", "foreign_gen_core", "foreign_mock_core", "rss_bytes", "other_outcomes"])
-        for shape, gens in res["sweep"].items():
+        hog = {f"{k}+hog": v for k, v in (res.get("hog") or {}).items()}
+        for shape, gens in list(res["sweep"].items()) + list(hog.items()):
             for gen, steps in gens.items():
                 for s in steps:
                     w.writerow([shape, gen, s["users"], f"{s['cpu_frac']:.4f}", f"{s['streams_per_s']:.1f}",
@@ -669,6 +696,8 @@ def main():
                     help="user counts per shape: shape=n,n,...;shape=...")
     ap.add_argument("--window", type=float, default=8)
     ap.add_argument("--ramp", type=float, default=2)
+    ap.add_argument("--hog-users", default="fast=150,300,600",
+                    help="steps (floor and difyload) with a busy loop on the generator's core: shape=n,n,...;shape=...")
     ap.add_argument("--rss-counts", default="1000,10000,19500")
     ap.add_argument("--rss-rate", type=float, default=1000, help="users started per second in the RSS runs (2000/s saturated a pinned worker and its master link)")
     ap.add_argument("--rss-wait", type=float, default=40)
@@ -687,14 +716,16 @@ def main():
     a = ap.parse_args()
     a.generators = [g for g in a.generators.split(",") if g]
     a.shapes = [s for s in a.shapes.split(",") if s]
-    a.users = {k: [int(x) for x in v.split(",") if x] for k, v in (p.split("=", 1) for p in a.users.split(";") if p)}
+    def per_shape(v):
+        return {k: [int(x) for x in u.split(",") if x] for k, u in (p.split("=", 1) for p in v.split(";") if p)}
+    a.users, a.hog_users = per_shape(a.users), per_shape(a.hog_users)
     a.rss_counts = [int(x) for x in a.rss_counts.split(",") if x]
     ints = lambda v: [int(x) for x in v.split(",") if x]  # noqa: E731
     a.idle_workers, a.fleet_workers, a.fleet_python_workers = ints(a.idle_workers), ints(a.fleet_workers), ints(a.fleet_python_workers)
     if a.smoke:
         a.shapes, a.window, a.ramp = ["fast"], 2, 1
         a.rss_counts, a.rss_wait = [50], 10
-        a.users = {"fast": [10, 40]}
+        a.users, a.hog_users = {"fast": [10, 40]}, {"fast": [40]}
         a.idle_workers, a.idle_window, a.idle_python = [1], 3, 0
         a.fleet_workers, a.fleet_python_workers, a.fleet_users, a.fleet_window = [2], [1], 4, 3
     if a.resummarize:
@@ -710,12 +741,17 @@ def main():
     b = Bench(a)
     res = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "args": {k: v for k, v in vars(a).items()},
            "machine": {"nproc": os.cpu_count(), "loadavg_start": os.getloadavg(), "uname": " ".join(os.uname())},
-           "sweep": {}, "rss": {}}
+           "sweep": {}, "hog": {}, "rss": {}}
     try:
         for shape in a.shapes:
             for gen in a.generators:
                 log(f"=== sweep {gen} / {shape}")
-                res["sweep"].setdefault(shape, {})[gen] = b.sweep(gen, shape)
+                res["sweep"].setdefault(shape, {})[gen] = b.sweep(gen, shape, a.users[shape])
+        for shape, users in a.hog_users.items():
+            for gen in a.generators:
+                if gen in ("floor", "difyload"):
+                    log(f"=== sweep {gen} / {shape}, CPU hog on the generator's core")
+                    res["hog"].setdefault(shape, {})[gen] = b.sweep(gen, shape, users, hog=True)
         if a.rss_counts:
             for gen in a.generators:
                 log(f"=== rss {gen}")

@@ -60,6 +60,10 @@ func TestSmoke(t *testing.T) {
 			Streams int64 `json:"streams"`
 			Matched int64 `json:"matched"`
 		} `json:"sweep"`
+		Hog map[string]map[string][]struct {
+			Streams int64 `json:"streams"`
+			Matched int64 `json:"matched"`
+		} `json:"hog"`
 		RSS map[string][]struct {
 			OpenStreams int64 `json:"open_streams"`
 			RSSBytes    int64 `json:"rss_bytes"`
@@ -95,6 +99,15 @@ func TestSmoke(t *testing.T) {
 		if r := res.RSS[g]; len(r) == 0 || r[0].RSSBytes == 0 || r[0].OpenStreams == 0 {
 			t.Errorf("%s: no RSS measurement: %+v", g, r)
 		}
+	}
+	// The CPU-hog steps run the floor and difyload only.
+	for _, g := range []string{"floor", "difyload"} {
+		if h := res.Hog["fast"][g]; len(h) == 0 || h[0].Streams == 0 || h[0].Matched == 0 {
+			t.Errorf("%s: no CPU-hog step, or one with no stream matched: %+v", g, h)
+		}
+	}
+	if _, ok := res.Hog["fast"]["py-fast"]; ok {
+		t.Errorf("py-fast ran a CPU-hog step")
 	}
 	if len(res.Idle) == 0 || res.Idle[0].Alive != res.Idle[0].Workers {
 		t.Errorf("idle step missing or a worker died: %+v", res.Idle)
