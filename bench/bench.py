@@ -512,6 +512,9 @@ def ratios(res, a):
         lines.append("| workers | kind | joined | master CPU, % of a core | per worker | master RSS MiB | streams/s | fleet that fills the master's core |")
         lines.append("|---:|---|---:|---:|---:|---:|---:|---:|")
         for r in fl:
+            if r.get("failed"):
+                lines.append(f"| {r['workers']} | {'Go' if r['kind'] == 'go' else 'Python'} | {r['joined']} | not measured: {r['failed']} |||||")
+                continue
             per = r["master_cpu_frac_per_worker"]
             lines.append(f"| {r['workers']} | {'Go' if r['kind'] == 'go' else 'Python'} | {r['joined']} | {100 * r['master_cpu_frac']:.1f} "
                          f"| {100 * per:.2f} | {r['master_rss_bytes'] / 2**20:.0f} | {r['streams_per_s']:.0f} "
@@ -769,6 +772,9 @@ def main():
                 log(f"=== master with {n} {kind} workers, {a.fleet_users} users")
                 r = fleet.master_scale(b, kind, n, a.fleet_users, a.fleet_window, settle=3)
                 res["fleet"].append(r)
+                if r.get("failed"):
+                    log(f"master x{n} {kind}: not measured: {r['failed']}")
+                    continue
                 log(f"master x{n} {kind}: {r['master_cpu_frac']:.1%} of a core, {r['master_rss_bytes'] / 2**20:.0f} MiB, "
                     f"{r['streams_per_s']:.0f} streams/s")
     finally:

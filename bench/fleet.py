@@ -87,9 +87,19 @@ def master_scale(b, kind, n, users, window, settle):
     try:
         procs = start_workers(b, kind, master, n, f"fleet{n}")
         b.http("POST", master.web + "/swarm", {"user_count": users, "spawn_rate": users, "host": b.mock_url})
-        b.wait_until(f"{users} users on {n} workers",
-                     lambda: json.loads(b.http("GET", master.web + "/stats/requests")).get("user_count", 0) >= users,
-                     60 + 2 * n)  # a big Python fleet on one core takes a while to start its users
+        seen = {}
+
+        def started():
+            st = json.loads(b.http("GET", master.web + "/stats/requests"))
+            seen.update(user_count=st.get("user_count", 0), state=st.get("state"), joined=len(st.get("workers", [])))
+            return seen["user_count"] >= users
+        try:
+            b.wait_until(f"{users} users on {n} workers", started,
+                         60 + 2 * n)  # a big Python fleet on one core takes a while to start its users
+        except RuntimeError as e:
+            # Recorded, not fatal: the rest of the run still measures (the summary shows the row as not started).
+            return {"kind": kind, "workers": n, "joined": seen.get("joined", 0), "users": users, "failed": f"{e}; master: {seen}",
+                    "alive": sum(1 for p in procs if p.alive())}
         time.sleep(settle)
         http_reset = b.mock_url + "/_mock/reset"
         b.http("POST", http_reset)
