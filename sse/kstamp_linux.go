@@ -99,10 +99,14 @@ func (c *stampConn) endPrecise(ticket uint64) {
 }
 
 // recv is the RawConn.Read callback: one recvmsg(2) of c.msg; false means EAGAIN (wait for
-// readability).
+// readability). The socket is non-blocking, so the call is a raw one: it never blocks, and
+// going around the runtime's entersyscall spares the wake-up of its monitor thread (sysmon)
+// that a system call makes after the process was idle. On one core that monitor then
+// polled every 20 µs for a while: 16.5 % of the worker's CPU at 450 fast users (perf), 9.9 %
+// with raw reads (the floor's, on net's reads: 18 %).
 func (c *stampConn) recv(fd uintptr) bool {
 	for {
-		r, _, e := syscall.Syscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&c.msg)), 0)
+		r, _, e := syscall.RawSyscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&c.msg)), 0)
 		switch e {
 		case syscall.EINTR:
 			continue
@@ -198,6 +202,8 @@ func (c *stampConn) Close() error {
 	return c.tc.Close()
 }
 
+// Write is net.TCPConn's: one write per request, and syscall.Write tells the race detector
+// that what the peer reads next happened after it (a raw send would not).
 func (c *stampConn) Write(p []byte) (int, error)        { return c.tc.Write(p) }
 func (c *stampConn) LocalAddr() net.Addr                { return c.tc.LocalAddr() }
 func (c *stampConn) RemoteAddr() net.Addr               { return c.tc.RemoteAddr() }
