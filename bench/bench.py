@@ -13,6 +13,12 @@ again and the mock's truth (completed streams and per-request records). After th
 joined with the mock's records: measurement error = generator first token - mock first-token
 send time (after Write+Flush), per request.
 
+Paired steps (--paired-users, --paired-rounds): the floor's and difyload's steps at each user
+count back to back on one mock, the order swapped every round; the summary gives each round's
+CPU-per-stream ratio and their median, which this VM's drift (its speed moves by 10-30 %
+within minutes, with no foreign CPU to show for it) moves much less than two sweeps minutes
+apart.
+
 CPU hog (--hog-users): the same steps for the floor and difyload with a busy loop sharing the
 generator's core, so the generator waits for the CPU after its bytes arrive: how true each
 one's first-token times stay when it is busy.
@@ -345,6 +351,59 @@ class Bench:
             s["clocks"] = clocks  # whole sweep: the JSONL is one file per generator and shape
         return steps
 
+    # ---- paired steps ----------------------------------------------------------------
+    def paired(self, shape, users_list, rounds):
+        """Floor and difyload steps interleaved on one mock: for each user count, rounds pairs
+        back to back, the order swapped every round (floor first, then difyload first, ...), so
+        a drift of this VM's speed during the run falls on both alike."""
+        a = self.a
+        self.start_mock(shape)
+        jsonl = {g: os.path.join(self.work, f"req-{g}-{shape}-paired.jsonl") for g in ("floor", "difyload")}
+        for f in os.listdir(self.work):
+            if any(f.startswith(os.path.basename(j)) for j in jsonl.values()):
+                os.remove(os.path.join(self.work, f))
+        fl = self.gen_start("floor", shape, jsonl["floor"])
+        dl = self.gen_start("difyload", shape, jsonl["difyload"])
+        stream_s = parse_go_duration(SHAPES[shape][0]) / 1e9 + SHAPES[shape][2] * parse_go_duration(SHAPES[shape][1]) / 1e9
+        settle = stream_s + 2
+        out = []
+
+        def pause(gen):
+            # The other generator must not run while one is measured: both are on the generator core.
+            if gen == "floor":
+                self.stop(fl.proc)
+                fl.proc = None
+            else:
+                http("GET", dl.master.web + "/stop")
+                wait_until("the worker's users to stop",
+                           lambda: json.loads(http("GET", dl.master.web + "/stats/requests")).get("user_count", 1) == 0, 30)
+        try:
+            for users in users_list:
+                for r in range(rounds):
+                    pair = {"users": users, "round": r + 1}
+                    for gen in (("floor", "difyload") if r % 2 == 0 else ("difyload", "floor")):
+                        h = fl if gen == "floor" else dl
+                        pair[gen] = self.step(h, shape, users, a.ramp, settle, a.window)
+                        pause(gen)
+                        x = pair[gen]
+                        log(f"paired {shape} users={users} round={r + 1} {gen}: cpu={x['cpu_frac']:.2f} "
+                            f"cpu/1k={fmt(x['cpu_per_1k_streams'])} mock_late_p99={fmt(x['mock_late_ms']['p99'])} "
+                            f"foreign={x['foreign_gen_core']:.2f}")
+                    out.append(pair)
+        finally:
+            fl.finish()
+            dl.finish()
+        ft = {g: read_jsonl(h.files()) for g, h in (("floor", fl), ("difyload", dl))}
+        for pair in out:
+            for gen in ("floor", "difyload"):
+                x = pair[gen]
+                mft = x.pop("_mock_first_token")
+                errs = [(ft[gen][mid] * 1e9 - ns) / 1e6 for mid, ns in mft.items() if mid in ft[gen]]
+                x["matched"], x["err_ms"] = len(errs), pct(errs)
+            f, d = pair["floor"]["cpu_per_1k_streams"], pair["difyload"]["cpu_per_1k_streams"]
+            pair["ratio"] = d / f if f and d else None
+        return out
+
     # ---- memory ----------------------------------------------------------------------
     def rss(self, gen, counts):
         a = self.a
@@ -485,6 +544,20 @@ def ratios(res, a):
             lines.append(f"| {u} | {f['cpu_frac']:.0%} | {d['cpu_frac']:.0%} | {fmt(f['cpu_per_1k_streams'], 3)} / {fmt(d['cpu_per_1k_streams'], 3)} "
                          f"| {fmt(r)}x | {fmt(f['err_ms']['p50'])} / {fmt(f['err_ms']['p99'])} | {fmt(d['err_ms']['p50'])} / {fmt(d['err_ms']['p99'])} "
                          f"| {fmt(f['mock_late_ms']['p99'], 1)} / {fmt(d['mock_late_ms']['p99'], 1)} |")
+    for shape, pairs in (res.get("paired") or {}).items():
+        lines.append(f"\nShape `{shape}`, paired steps (floor and difyload back to back on one mock, the order swapped "
+                     "every round): CPU per stream, difyload / floor, per round and the median:\n")
+        lines.append("| users | CPU-s/1k streams floor / difyload, per round | ratio per round | median ratio "
+                     "| TTFB err p99 ms floor / difyload (worst round) | mock late p99 ms (worst step) |")
+        lines.append("|---:|---|---|---:|---:|---:|")
+        for u in sorted({p["users"] for p in pairs}):
+            ps = [p for p in pairs if p["users"] == u]
+            rs = [p["ratio"] for p in ps if p["ratio"]]
+            worst = lambda g: max((p[g]["err_ms"]["p99"] or 0) for p in ps)  # noqa: E731
+            late = max((p[g]["mock_late_ms"]["p99"] or 0) for p in ps for g in ("floor", "difyload"))
+            lines.append(f"| {u} | " + "; ".join(f"{fmt(p['floor']['cpu_per_1k_streams'], 3)} / {fmt(p['difyload']['cpu_per_1k_streams'], 3)}" for p in ps)
+                         + " | " + ", ".join(f"{r:.2f}x" for r in rs) + f" | **{statistics.median(rs):.2f}x** | "
+                         + f"{worst('floor'):.2f} / {worst('difyload'):.2f} | {late:.1f} |" if rs else f"| {u} | - | - | - | - | - |")
     for shape, sw in (res.get("hog") or {}).items():
         fl = {x["users"]: x for x in sw.get("floor", [])}
         dl = {x["users"]: x for x in sw.get("difyload", [])}
@@ -701,6 +774,9 @@ def main():
     ap.add_argument("--ramp", type=float, default=2)
     ap.add_argument("--hog-users", default="fast=150,300,600",
                     help="steps (floor and difyload) with a busy loop on the generator's core: shape=n,n,...;shape=...")
+    ap.add_argument("--paired-users", default="fast=150,300,450,600",
+                    help="user counts of the paired steps (floor and difyload interleaved): shape=n,n,...")
+    ap.add_argument("--paired-rounds", type=int, default=3, help="floor/difyload pairs per user count (0: none)")
     ap.add_argument("--rss-counts", default="1000,10000,19500")
     ap.add_argument("--rss-rate", type=float, default=1000, help="users started per second in the RSS runs (2000/s saturated a pinned worker and its master link)")
     ap.add_argument("--rss-wait", type=float, default=40)
@@ -721,14 +797,14 @@ def main():
     a.shapes = [s for s in a.shapes.split(",") if s]
     def per_shape(v):
         return {k: [int(x) for x in u.split(",") if x] for k, u in (p.split("=", 1) for p in v.split(";") if p)}
-    a.users, a.hog_users = per_shape(a.users), per_shape(a.hog_users)
+    a.users, a.hog_users, a.paired_users = per_shape(a.users), per_shape(a.hog_users), per_shape(a.paired_users)
     a.rss_counts = [int(x) for x in a.rss_counts.split(",") if x]
     ints = lambda v: [int(x) for x in v.split(",") if x]  # noqa: E731
     a.idle_workers, a.fleet_workers, a.fleet_python_workers = ints(a.idle_workers), ints(a.fleet_workers), ints(a.fleet_python_workers)
     if a.smoke:
         a.shapes, a.window, a.ramp = ["fast"], 2, 1
         a.rss_counts, a.rss_wait = [50], 10
-        a.users, a.hog_users = {"fast": [10, 40]}, {"fast": [40]}
+        a.users, a.hog_users, a.paired_users, a.paired_rounds = {"fast": [10, 40]}, {"fast": [40]}, {"fast": [40]}, 2
         a.idle_workers, a.idle_window, a.idle_python = [1], 3, 0
         a.fleet_workers, a.fleet_python_workers, a.fleet_users, a.fleet_window = [2], [1], 4, 3
     if a.resummarize:
@@ -744,12 +820,16 @@ def main():
     b = Bench(a)
     res = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "args": {k: v for k, v in vars(a).items()},
            "machine": {"nproc": os.cpu_count(), "loadavg_start": os.getloadavg(), "uname": " ".join(os.uname())},
-           "sweep": {}, "hog": {}, "rss": {}}
+           "sweep": {}, "paired": {}, "hog": {}, "rss": {}}
     try:
         for shape in a.shapes:
             for gen in a.generators:
                 log(f"=== sweep {gen} / {shape}")
                 res["sweep"].setdefault(shape, {})[gen] = b.sweep(gen, shape, a.users[shape])
+        for shape, users in a.paired_users.items():
+            if a.paired_rounds > 0 and {"floor", "difyload"} <= set(a.generators):
+                log(f"=== paired floor / difyload / {shape}, {a.paired_rounds} rounds")
+                res["paired"][shape] = b.paired(shape, users, a.paired_rounds)
         for shape, users in a.hog_users.items():
             for gen in a.generators:
                 if gen in ("floor", "difyload"):

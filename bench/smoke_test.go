@@ -60,6 +60,9 @@ func TestSmoke(t *testing.T) {
 			Streams int64 `json:"streams"`
 			Matched int64 `json:"matched"`
 		} `json:"sweep"`
+		Paired map[string][]struct {
+			Ratio float64 `json:"ratio"`
+		} `json:"paired"`
 		Hog map[string]map[string][]struct {
 			Streams int64 `json:"streams"`
 			Matched int64 `json:"matched"`
@@ -99,6 +102,9 @@ func TestSmoke(t *testing.T) {
 		if r := res.RSS[g]; len(r) == 0 || r[0].RSSBytes == 0 || r[0].OpenStreams == 0 {
 			t.Errorf("%s: no RSS measurement: %+v", g, r)
 		}
+	}
+	if p := res.Paired["fast"]; len(p) != 2 || p[0].Ratio <= 0 || p[1].Ratio <= 0 {
+		t.Errorf("paired steps: want 2 rounds, each with a CPU ratio: %+v", p)
 	}
 	// The CPU-hog steps run the floor and difyload only.
 	for _, g := range []string{"floor", "difyload"} {
