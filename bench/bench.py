@@ -322,8 +322,7 @@ class Bench:
         h = self.gen_start(gen, shape, jsonl)
         steps = []
         try:
-            stream_s = parse_go_duration(SHAPES[shape][0]) / 1e9 + SHAPES[shape][2] * parse_go_duration(SHAPES[shape][1]) / 1e9
-            settle = stream_s + 2
+            settle = settle_s(shape)
             for users in users_list:
                 s = self.step(h, shape, users, a.ramp, settle, a.window)
                 steps.append(s)
@@ -341,13 +340,7 @@ class Bench:
         gen_ft = read_jsonl(h.files())
         clocks = clock_counts(h.files()) if gen == "difyload" else {}
         for s in steps:
-            mft = s.pop("_mock_first_token")
-            pairs = [((gen_ft[mid] * 1e9 - ns) / 1e6, ns / 1e9) for mid, ns in mft.items() if mid in gen_ft]
-            errs = [e for e, _ in pairs]
-            s["matched"] = len(errs)
-            s["err_ms"] = pct(errs)
-            # The 20 largest errors with the mock's first-token time (unix s): are they clustered?
-            s["err_top"] = [[round(e, 3), round(t, 4)] for e, t in sorted(pairs, reverse=True)[:20]]
+            join_first_tokens(s, gen_ft)
             s["clocks"] = clocks  # whole sweep: the JSONL is one file per generator and shape
         return steps
 
@@ -364,8 +357,7 @@ class Bench:
                 os.remove(os.path.join(self.work, f))
         fl = self.gen_start("floor", shape, jsonl["floor"])
         dl = self.gen_start("difyload", shape, jsonl["difyload"])
-        stream_s = parse_go_duration(SHAPES[shape][0]) / 1e9 + SHAPES[shape][2] * parse_go_duration(SHAPES[shape][1]) / 1e9
-        settle = stream_s + 2
+        settle = settle_s(shape)
         out = []
 
         def pause(gen):
@@ -396,10 +388,7 @@ class Bench:
         ft = {g: read_jsonl(h.files()) for g, h in (("floor", fl), ("difyload", dl))}
         for pair in out:
             for gen in ("floor", "difyload"):
-                x = pair[gen]
-                mft = x.pop("_mock_first_token")
-                errs = [(ft[gen][mid] * 1e9 - ns) / 1e6 for mid, ns in mft.items() if mid in ft[gen]]
-                x["matched"], x["err_ms"] = len(errs), pct(errs)
+                join_first_tokens(pair[gen], ft[gen])
             f, d = pair["floor"]["cpu_per_1k_streams"], pair["difyload"]["cpu_per_1k_streams"]
             pair["ratio"] = d / f if f and d else None
         return out
@@ -456,6 +445,22 @@ def jsonl_records(files):
                     yield json.loads(line)
                 except ValueError:
                     continue
+
+
+def settle_s(shape):
+    """Seconds a step waits after its ramp: one stream of the shape, plus 2 s."""
+    ttft, delay, tokens = SHAPES[shape]
+    return parse_go_duration(ttft) / 1e9 + tokens * parse_go_duration(delay) / 1e9 + 2
+
+
+def join_first_tokens(step, gen_ft):
+    """Joins a step's mock first-token send times with the generator's first-token times
+    (gen_ft: message_id -> unix s): the error per request, its percentiles and the 20 largest
+    errors with the mock's send time (unix s), to see whether they cluster."""
+    mft = step.pop("_mock_first_token")
+    pairs = [((gen_ft[mid] * 1e9 - ns) / 1e6, ns / 1e9) for mid, ns in mft.items() if mid in gen_ft]
+    step["matched"], step["err_ms"] = len(pairs), pct([e for e, _ in pairs])
+    step["err_top"] = [[round(e, 3), round(t, 4)] for e, t in sorted(pairs, reverse=True)[:20]]
 
 
 def read_jsonl(files):
