@@ -1,7 +1,6 @@
 package sse
 
 import (
-	"net"
 	"runtime"
 	"syscall"
 	"testing"
@@ -9,32 +8,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 )
-
-// firstReadStamped opens a loopback TCP pair, turns on SO_TIMESTAMPNS on one end, sends it
-// one byte at once and reports whether that first read carried a kernel stamp. Both ends
-// are closed before it returns, so with nothing else holding timestamps on, the kernel
-// switches them off again (asynchronously) after each call.
-func firstReadStamped(t *testing.T) bool {
-	t.Helper()
-	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	defer func() { _ = ln.Close() }()
-	c, err := net.DialTCP("tcp4", nil, ln.Addr().(*net.TCPAddr))
-	require.NoError(t, err)
-	defer func() { _ = c.Close() }()
-	s, err := ln.AcceptTCP()
-	require.NoError(t, err)
-	defer func() { _ = s.Close() }()
-	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
-	sc, ok := withKernelStamps(c, nil).(*stampConn)
-	require.True(t, ok)
-	b := []byte{1}
-	_, err = s.Write(b)
-	require.NoError(t, err)
-	_, err = sc.Read(b)
-	require.NoError(t, err)
-	return sc.stamp.Load() != 0
-}
 
 // While a Transport lives, a connection's first segment is stamped even when it is the only
 // stamped connection and every one before it was closed: without the transport's held
@@ -48,9 +21,12 @@ func TestTransportKeepsStampsOn(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, v)
 
+	// stampsOn(0) is one try: a fresh loopback pair, SO_TIMESTAMPNS on one end, one byte sent
+	// at once and read; both ends closed again, so with nothing else holding timestamps on
+	// the kernel would switch them off (asynchronously) after each.
 	unstamped := 0
 	for range 40 {
-		if !firstReadStamped(t) {
+		if !stampsOn(0) {
 			unstamped++
 		}
 		time.Sleep(10 * time.Millisecond) // time for the kernel's deferred switch-off, were nothing held
