@@ -23,6 +23,11 @@ CPU hog (--hog-users): the same steps for the floor and difyload with a busy loo
 generator's core, so the generator waits for the CPU after its bytes arrive: how true each
 one's first-token times stay when it is busy.
 
+Top steps (--top-users): the floor's and difyload's steps on bench/leanmock instead of
+difymock, at loads difymock cannot serve: leanmock writes difymock's simple-chatflow stream
+(the same events and writes; TestSameStreamAsDifymock) with ~5 % of its CPU in user space, so
+the generator gets further up its core before the server's core is full.
+
 Memory: RSS of the generator with N concurrent open streams ("hold" shape: first token after
 1 s, then one token every 2 s, so streams stay open and the mock stays light).
 
@@ -184,12 +189,16 @@ class Bench:
         for p in list(reversed(self.procs)):
             self.stop(p)
 
-    def start_mock(self, shape):
+    def start_mock(self, shape, lean=False):
+        """The mock of shape on MOCK_CPU; lean: bench/leanmock (the same stream from a light
+        server) instead of difymock."""
         self.stop(self.mock)
         ttft, delay, tokens = SHAPES[shape]
         port = free_port()
-        self.mock = self.start(f"mock-{shape}", [self.a.difyload, "mock", "--addr", f"127.0.0.1:{port}", "--ttft", ttft,
-                                                 "--token-delay", delay, "--tokens", str(tokens)], self.a.mock_cpu)
+        cmd = ([self.a.leanmock, "-addr", f"127.0.0.1:{port}", "-ttft", ttft, "-token-delay", delay, "-tokens", str(tokens)]
+               if lean else [self.a.difyload, "mock", "--addr", f"127.0.0.1:{port}", "--ttft", ttft,
+                             "--token-delay", delay, "--tokens", str(tokens)])
+        self.mock = self.start(f"{'leanmock' if lean else 'mock'}-{shape}", cmd, self.a.mock_cpu)
         self.mock_url = f"http://127.0.0.1:{port}"
         wait_until("the mock", lambda: http("GET", self.mock_url + "/_mock/stats?records=0"), 15)
 
@@ -308,11 +317,12 @@ class Bench:
             "_mock_first_token": {r["message_id"]: r["first_token"] for r in ok if r.get("first_token")},
         }
 
-    def sweep(self, gen, shape, users_list, hog=False):
-        """Steps of gen at users_list; with hog, a busy loop shares the generator's core all along."""
+    def sweep(self, gen, shape, users_list, hog=False, lean=False):
+        """Steps of gen at users_list; with hog, a busy loop shares the generator's core all
+        along; with lean, the server is bench/leanmock."""
         a = self.a
-        self.start_mock(shape)
-        jsonl = os.path.join(self.work, f"req-{gen}-{shape}{'-hog' if hog else ''}.jsonl")
+        self.start_mock(shape, lean)
+        jsonl = os.path.join(self.work, f"req-{gen}-{shape}{'-hog' if hog else ''}{'-lean' if lean else ''}.jsonl")
         for f in os.listdir(self.work):
             if f.startswith(os.path.basename(jsonl)):
                 os.remove(os.path.join(self.work, f))
@@ -579,6 +589,25 @@ def ratios(res, a):
             lines.append(f"| {u} | {f['cpu_frac']:.0%} ({f['streams_per_s']:.0f}) | {d['cpu_frac']:.0%} ({d['streams_per_s']:.0f}) "
                          f"| {fmt(f['err_ms']['p50'])} / {fmt(f['err_ms']['p99'])} | {fmt(d['err_ms']['p50'])} / {fmt(d['err_ms']['p99'])} "
                          f"| {fmt(f['mock_late_ms']['p99'], 1)} / {fmt(d['mock_late_ms']['p99'], 1)} |")
+    for shape, sw in (res.get("top") or {}).items():
+        fl = {x["users"]: x for x in sw.get("floor", [])}
+        dl = {x["users"]: x for x in sw.get("difyload", [])}
+        both = sorted(set(fl) & set(dl))
+        if not both:
+            continue
+        lines.append(f"\nShape `{shape}` on bench/leanmock (difymock's stream from a server with ~5 % of its CPU in user "
+                     "space), same users, same run: the highest loads this machine reaches. The server runs late here "
+                     "(closed-loop streams bunch up); the TTFB error compares with its own send times, so it stays exact:\n")
+        lines.append("| users | floor CPU (streams/s) | difyload CPU (streams/s) | TTFB err p50 / p99 / max ms floor "
+                     "| TTFB err p50 / p99 / max ms difyload | server CPU (floor / difyload step) | server late p99 ms (floor / difyload step) |")
+        lines.append("|---:|---:|---:|---:|---:|---:|---:|")
+        for u in both:
+            f, d = fl[u], dl[u]
+            lines.append(f"| {u} | {f['cpu_frac']:.0%} ({f['streams_per_s']:.0f}) | {d['cpu_frac']:.0%} ({d['streams_per_s']:.0f}) "
+                         f"| {fmt(f['err_ms']['p50'])} / {fmt(f['err_ms']['p99'])} / {fmt(f['err_ms']['max'])} "
+                         f"| {fmt(d['err_ms']['p50'])} / {fmt(d['err_ms']['p99'])} / {fmt(d['err_ms']['max'])} "
+                         f"| {f['mock_cpu_frac']:.0%} / {d['mock_cpu_frac']:.0%} "
+                         f"| {fmt(f['mock_late_ms']['p99'], 1)} / {fmt(d['mock_late_ms']['p99'], 1)} |")
     rss = res.get("rss") or {}
     if rss.get("floor") and rss.get("difyload"):
         f, d = rss["floor"][-1], rss["difyload"][-1]
@@ -766,6 +795,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--difyload", required=True)
     ap.add_argument("--floor", required=True)
+    ap.add_argument("--leanmock", required=True, help="bench/leanmock binary (the light server of the top steps)")
     ap.add_argument("--locust-latest", default=os.environ.get("DIFYLOAD_LOCUST_LATEST")
                     or os.path.join(ROOT, "scripts", "locust-latest.sh"),
                     help="Locust 2.46 launcher for the master and Python workers [env DIFYLOAD_LOCUST_LATEST]")
@@ -779,6 +809,8 @@ def main():
     ap.add_argument("--ramp", type=float, default=2)
     ap.add_argument("--hog-users", default="fast=150,300,600",
                     help="steps (floor and difyload) with a busy loop on the generator's core: shape=n,n,...;shape=...")
+    ap.add_argument("--top-users", default="fast=1100,1700,2300,2900",
+                    help="steps (floor and difyload) on bench/leanmock, up to a saturated generator: shape=n,n,...")
     ap.add_argument("--paired-users", default="fast=150,300,450,600",
                     help="user counts of the paired steps (floor and difyload interleaved): shape=n,n,...")
     ap.add_argument("--paired-rounds", type=int, default=3, help="floor/difyload pairs per user count (0: none)")
@@ -803,6 +835,7 @@ def main():
     def per_shape(v):
         return {k: [int(x) for x in u.split(",") if x] for k, u in (p.split("=", 1) for p in v.split(";") if p)}
     a.users, a.hog_users, a.paired_users = per_shape(a.users), per_shape(a.hog_users), per_shape(a.paired_users)
+    a.top_users = per_shape(a.top_users)
     a.rss_counts = [int(x) for x in a.rss_counts.split(",") if x]
     ints = lambda v: [int(x) for x in v.split(",") if x]  # noqa: E731
     a.idle_workers, a.fleet_workers, a.fleet_python_workers = ints(a.idle_workers), ints(a.fleet_workers), ints(a.fleet_python_workers)
@@ -810,6 +843,7 @@ def main():
         a.shapes, a.window, a.ramp = ["fast"], 2, 1
         a.rss_counts, a.rss_wait = [50], 10
         a.users, a.hog_users, a.paired_users, a.paired_rounds = {"fast": [10, 40]}, {"fast": [40]}, {"fast": [40]}, 2
+        a.top_users = {"fast": [40]}
         a.idle_workers, a.idle_window, a.idle_python = [1], 3, 0
         a.fleet_workers, a.fleet_python_workers, a.fleet_users, a.fleet_window = [2], [1], 4, 3
     if a.resummarize:
@@ -825,7 +859,7 @@ def main():
     b = Bench(a)
     res = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "args": {k: v for k, v in vars(a).items()},
            "machine": {"nproc": os.cpu_count(), "loadavg_start": os.getloadavg(), "uname": " ".join(os.uname())},
-           "sweep": {}, "paired": {}, "hog": {}, "rss": {}}
+           "sweep": {}, "paired": {}, "hog": {}, "top": {}, "rss": {}}
     try:
         for shape in a.shapes:
             for gen in a.generators:
@@ -840,6 +874,11 @@ def main():
                 if gen in ("floor", "difyload"):
                     log(f"=== sweep {gen} / {shape}, CPU hog on the generator's core")
                     res["hog"].setdefault(shape, {})[gen] = b.sweep(gen, shape, users, hog=True)
+        for shape, users in a.top_users.items():
+            for gen in a.generators:
+                if gen in ("floor", "difyload"):
+                    log(f"=== sweep {gen} / {shape} on leanmock (top steps)")
+                    res["top"].setdefault(shape, {})[gen] = b.sweep(gen, shape, users, lean=True)
         if a.rss_counts:
             for gen in a.generators:
                 log(f"=== rss {gen}")

@@ -12,7 +12,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 bin="${DIFYLOAD_BENCH_BIN:-/tmp/difyload-bench/bin}"
 mkdir -p "$bin"
-(cd "$root" && go build -tags goczmq -o "$bin/difyload" ./cmd/difyload && go build -o "$bin/floor" ./bench/floor)
+(cd "$root" && go build -tags goczmq -o "$bin/difyload" ./cmd/difyload && go build -o "$bin/floor" ./bench/floor && go build -o "$bin/leanmock" ./bench/leanmock)
 py=python3
 # The chart needs matplotlib; Debian's /usr/bin/python3 has it after apt-get install python3-matplotlib.
 if ! $py -c 'import matplotlib' 2>/dev/null && /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then py=/usr/bin/python3; fi
@@ -22,4 +22,4 @@ for arg in "$@"; do
     extra+=(--out "$(mktemp -d /tmp/difyload-bench-smoke.XXXXXX)" --work /tmp/difyload-bench/smoke --generators floor,difyload)
   fi
 done
-exec $py "$here/bench.py" --difyload "$bin/difyload" --floor "$bin/floor" "${extra[@]}" "$@"
+exec $py "$here/bench.py" --difyload "$bin/difyload" --floor "$bin/floor" --leanmock "$bin/leanmock" "${extra[@]}" "$@"

@@ -42,7 +42,7 @@ func TestSmoke(t *testing.T) {
 		gen = "0"
 	}
 	// A bound against a hung child, not a timing assertion.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "run.sh", "--smoke", "--out", out, "--work", "/tmp/difyload-bench/smoke",
 		"--generators", "floor,difyload,py-fast", "--locust-latest", latest, "--gen-cpu", gen)
@@ -67,6 +67,10 @@ func TestSmoke(t *testing.T) {
 			Streams int64 `json:"streams"`
 			Matched int64 `json:"matched"`
 		} `json:"hog"`
+		Top map[string]map[string][]struct {
+			Streams int64 `json:"streams"`
+			Matched int64 `json:"matched"`
+		} `json:"top"`
 		RSS map[string][]struct {
 			OpenStreams int64 `json:"open_streams"`
 			RSSBytes    int64 `json:"rss_bytes"`
@@ -114,6 +118,13 @@ func TestSmoke(t *testing.T) {
 	}
 	if _, ok := res.Hog["fast"]["py-fast"]; ok {
 		t.Errorf("py-fast ran a CPU-hog step")
+	}
+	// The top steps (the floor and difyload on bench/leanmock): streams served and joined
+	// with leanmock's records.
+	for _, g := range []string{"floor", "difyload"} {
+		if h := res.Top["fast"][g]; len(h) == 0 || h[0].Streams == 0 || h[0].Matched == 0 {
+			t.Errorf("%s: no top step on leanmock, or one with no stream matched: %+v", g, h)
+		}
 	}
 	if len(res.Idle) == 0 || res.Idle[0].Alive != res.Idle[0].Workers {
 		t.Errorf("idle step missing or a worker died: %+v", res.Idle)
