@@ -529,6 +529,13 @@ def at_load(steps, frac, tol=0.1):
 def not_reached(steps):
     return f"not reached (max {max(s['cpu_frac'] for s in steps):.0%})"
 
+def by_users(sw):
+    """The floor's and difyload's steps of one shape by user count, and the counts both ran."""
+    fl = {x["users"]: x for x in sw.get("floor", [])}
+    dl = {x["users"]: x for x in sw.get("difyload", [])}
+    return fl, dl, sorted(set(fl) & set(dl))
+
+
 def ratios(res, a):
     """The same-run ratios of issue 13: idle CPU, CPU/stream and TTFB error vs the floor, RSS/stream, master CPU."""
     lines = ["\n## Same-run ratios\n"]
@@ -574,9 +581,7 @@ def ratios(res, a):
                          + " | " + ", ".join(f"{r:.2f}x" for r in rs) + f" | **{statistics.median(rs):.2f}x** | "
                          + f"{worst('floor'):.2f} / {worst('difyload'):.2f} | {late:.1f} |" if rs else f"| {u} | - | - | - | - | - |")
     for shape, sw in (res.get("hog") or {}).items():
-        fl = {x["users"]: x for x in sw.get("floor", [])}
-        dl = {x["users"]: x for x in sw.get("difyload", [])}
-        both = sorted(set(fl) & set(dl))
+        fl, dl, both = by_users(sw)
         if not both:
             continue
         lines.append(f"\nShape `{shape}` with a CPU hog on the generator's core (a busy loop at the same priority: the "
@@ -590,9 +595,7 @@ def ratios(res, a):
                          f"| {fmt(f['err_ms']['p50'])} / {fmt(f['err_ms']['p99'])} | {fmt(d['err_ms']['p50'])} / {fmt(d['err_ms']['p99'])} "
                          f"| {fmt(f['mock_late_ms']['p99'], 1)} / {fmt(d['mock_late_ms']['p99'], 1)} |")
     for shape, sw in (res.get("top") or {}).items():
-        fl = {x["users"]: x for x in sw.get("floor", [])}
-        dl = {x["users"]: x for x in sw.get("difyload", [])}
-        both = sorted(set(fl) & set(dl))
+        fl, dl, both = by_users(sw)
         if not both:
             continue
         lines.append(f"\nShape `{shape}` on bench/leanmock (difymock's stream from a server with ~5 % of its CPU in user "
