@@ -4,9 +4,9 @@
 // own core before the server's is full. difymock spends ~40 % of its CPU in user space
 // (net/http, its event encoder, timers), leanmock ~5 %; the rest, the kernel's TCP on
 // loopback (which also does the receiver's half on the sender's core), is what bounds it.
-// leanmock pre-renders each stream's events
-// once into one buffer, frames them as HTTP/1.1 chunks by hand and writes each with one
-// syscall, in the order and at the times difymock does:
+// leanmock pre-renders each stream's events once into one buffer, frames them as HTTP/1.1
+// chunks by hand and writes each with one syscall, in the order and at the times difymock
+// does:
 //
 //	head + "event: ping" | workflow_started | node_started | node_finished | node_started
 //	(first token at received + ttft) message x tokens, delay apart
@@ -74,13 +74,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	return serve(ctx, ln, c)
 }
 
-// serve accepts connections on ln until ctx ends, then closes the listener and every open
-// connection and waits for their goroutines.
+// serve accepts connections on ln until ctx ends or Accept fails, then closes the listener
+// and every open connection and waits for their goroutines.
 func serve(ctx context.Context, ln net.Listener, c config) error {
 	s := &server{cfg: c, truth: newTruth(), t: newTemplates(c.tokens), ids: newIDs(), conns: map[net.Conn]struct{}{}}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	stop := context.AfterFunc(ctx, func() {
+	shutdown := func() {
 		_ = ln.Close()
 		s.mu.Lock()
 		s.closed = true
@@ -88,7 +88,9 @@ func serve(ctx context.Context, ln net.Listener, c config) error {
 			_ = conn.Close()
 		}
 		s.mu.Unlock()
-	})
+	}
+	defer shutdown() // before wg.Wait: the connections' goroutines end when their conns close
+	stop := context.AfterFunc(ctx, shutdown)
 	defer stop()
 	for {
 		conn, err := ln.Accept()
@@ -185,8 +187,8 @@ func (s *server) chat(conn net.Conn, st *stream, req *request, received time.Tim
 			rec.outcome = "client_closed"
 			return false
 		}
-		if i < st.firstToken+c.tokens {
-			rec.tokens = max(0, i-st.firstToken+1)
+		if i >= st.firstToken && i < st.firstToken+c.tokens {
+			rec.tokens++
 		}
 		if i == st.firstToken {
 			rec.firstToken = time.Now().UnixNano()

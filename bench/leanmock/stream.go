@@ -29,10 +29,13 @@ const (
 	workflowDone    = `,"workflow_run_id":"~W","data":{"id":"~W","workflow_id":"8e2f4a10-1c3b-4d5e-8f60-7a8b9c0d1e21","status":"succeeded","outputs":{"answer":"~F","files":[]},"error":null,"elapsed_time":0.300802,"total_tokens":~O,"total_steps":2,"created_by":{"id":"6a2ae71f-f45a-5b43-b3fd-5ff193700cdf","user":"floor"},"created_at":~S,"finished_at":~S,"exceptions_count":0,"files":[]}}`
 )
 
-// piece is a literal followed by a mark (0: none).
+// marks are the per-stream fields' letters, in the order of stream.fields.
+const marks = "CMTWSAB"
+
+// piece is a literal followed by a per-stream field (its index in stream.fields; -1: none).
 type piece struct {
-	lit  string
-	mark byte
+	lit   string
+	field int
 }
 
 // compile splits an event (common fields with its name, then its own) into pieces.
@@ -42,9 +45,9 @@ func compile(event, rest string) []piece {
 	for {
 		i := strings.IndexByte(t, '~')
 		if i < 0 || i+1 >= len(t) {
-			return append(ps, piece{lit: t})
+			return append(ps, piece{lit: t, field: -1})
 		}
-		ps = append(ps, piece{lit: t[:i], mark: t[i+1]})
+		ps = append(ps, piece{lit: t[:i], field: strings.IndexByte(marks, t[i+1])})
 		t = t[i+2:]
 	}
 }
@@ -52,9 +55,8 @@ func compile(event, rest string) []piece {
 // templates are the stream's events, compiled once.
 type templates struct {
 	before [][]piece // up to the answer node's start
-	chunks [][]piece // by chunk
-
-	after [][]piece // after the last token
+	chunks [][]piece // "You said: ", the query, the fillers (see chunk)
+	after  [][]piece // after the last token
 }
 
 // chunk is answer chunk i's template: "You said: ", the query, then difymock's fillers in
@@ -99,7 +101,7 @@ type stream struct {
 	writes     []span
 	firstToken int // index in writes of the first answer token
 	messageID  string
-	fields     [8][]byte // by mark: C M T W S A B
+	fields     [len(marks)][]byte // by mark
 }
 
 // ids hands out UUID-shaped ids, unique in this process (a random base and a counter).
@@ -181,8 +183,8 @@ func (s *stream) event(ps []piece) {
 	p := append(s.scratch[:0], "data: "...)
 	for _, x := range ps {
 		p = append(p, x.lit...)
-		if x.mark != 0 {
-			p = append(p, s.fields[strings.IndexByte("CMTWSAB", x.mark)]...)
+		if x.field >= 0 {
+			p = append(p, s.fields[x.field]...)
 		}
 	}
 	p = append(p, "\n\n"...)
