@@ -60,7 +60,13 @@ SHAPES = {
     "fast": ("200ms", "5ms", 20),
     "slow": ("1s", "50ms", 100),
     "hold": ("1s", "2s", 100),
+    # fast with 2 KiB more text in each answer chunk (leanmock's -pad; top steps only): the
+    # chunks cost the reader's JSON check more than the server's pre-rendered writes, so the
+    # generator's core fills before the server's
+    "wide": ("200ms", "5ms", 20),
 }
+# extra answer text per chunk for leanmock, by shape; difymock has no such option
+LEAN_PAD = {"wide": 2048}
 EVENTS_PER_STREAM_EXTRA = 7  # simple chatflow: workflow_started, 2 node_started, 2 node_finished, workflow_finished, message_end
 GENERATORS = ["floor", "difyload", "py-fast", "py-http"]
 LABELS = {"floor": "floor (net/http+bufio)", "difyload": "difyload worker",
@@ -195,7 +201,10 @@ class Bench:
         self.stop(self.mock)
         ttft, delay, tokens = SHAPES[shape]
         port = free_port()
-        cmd = ([self.a.leanmock, "-addr", f"127.0.0.1:{port}", "-ttft", ttft, "-token-delay", delay, "-tokens", str(tokens)]
+        if shape in LEAN_PAD and not lean:
+            raise SystemExit(f"bench: shape {shape} needs leanmock (top steps only)")
+        cmd = ([self.a.leanmock, "-addr", f"127.0.0.1:{port}", "-ttft", ttft, "-token-delay", delay, "-tokens", str(tokens),
+                "-pad", str(LEAN_PAD.get(shape, 0))]
                if lean else [self.a.difyload, "mock", "--addr", f"127.0.0.1:{port}", "--ttft", ttft,
                              "--token-delay", delay, "--tokens", str(tokens)])
         self.mock = self.start(f"{'leanmock' if lean else 'mock'}-{shape}", cmd, self.a.mock_cpu)
@@ -598,8 +607,10 @@ def ratios(res, a):
         fl, dl, both = by_users(sw)
         if not both:
             continue
+        pad = (f", each answer chunk {LEAN_PAD[shape]} bytes longer: it costs the generator's JSON check more than the "
+               "server's write, so the generator's core fills first" if shape in LEAN_PAD else "")
         lines.append(f"\nShape `{shape}` on bench/leanmock (difymock's stream from a server with ~5 % of its CPU in user "
-                     "space), same users, same run: the highest loads this machine reaches. The server runs late here "
+                     f"space{pad}), same users, same run: the highest loads this machine reaches. The server runs late here "
                      "(closed-loop streams bunch up); the TTFB error compares with its own send times, so it stays exact:\n")
         lines.append("| users | floor CPU (streams/s) | difyload CPU (streams/s) | TTFB err p50 / p99 / max ms floor "
                      "| TTFB err p50 / p99 / max ms difyload | server CPU (floor / difyload step) | server late p99 ms (floor / difyload step) |")
@@ -812,7 +823,7 @@ def main():
     ap.add_argument("--ramp", type=float, default=2)
     ap.add_argument("--hog-users", default="fast=150,300,600",
                     help="steps (floor and difyload) with a busy loop on the generator's core: shape=n,n,...;shape=...")
-    ap.add_argument("--top-users", default="fast=1100,1700,2300,2900",
+    ap.add_argument("--top-users", default="fast=1100,1700,2300,2900;wide=800,1400,2000",
                     help="steps (floor and difyload) on bench/leanmock, up to a saturated generator: shape=n,n,...")
     ap.add_argument("--paired-users", default="fast=150,300,450,600",
                     help="user counts of the paired steps (floor and difyload interleaved): shape=n,n,...")
@@ -839,6 +850,11 @@ def main():
         return {k: [int(x) for x in u.split(",") if x] for k, u in (p.split("=", 1) for p in v.split(";") if p)}
     a.users, a.hog_users, a.paired_users = per_shape(a.users), per_shape(a.hog_users), per_shape(a.paired_users)
     a.top_users = per_shape(a.top_users)
+    for name, shapes in (("--shapes", a.shapes), ("--hog-users", a.hog_users), ("--paired-users", a.paired_users)):
+        if bad := [sh for sh in shapes if sh in LEAN_PAD or sh not in SHAPES]:
+            ap.error(f"{name}: shape {bad[0]} is not one of difymock's ({', '.join(sh for sh in SHAPES if sh not in LEAN_PAD)})")
+    if bad := [sh for sh in a.top_users if sh not in SHAPES]:
+        ap.error(f"--top-users: unknown shape {bad[0]}")
     a.rss_counts = [int(x) for x in a.rss_counts.split(",") if x]
     ints = lambda v: [int(x) for x in v.split(",") if x]  # noqa: E731
     a.idle_workers, a.fleet_workers, a.fleet_python_workers = ints(a.idle_workers), ints(a.fleet_workers), ints(a.fleet_python_workers)
@@ -846,7 +862,7 @@ def main():
         a.shapes, a.window, a.ramp = ["fast"], 2, 1
         a.rss_counts, a.rss_wait = [50], 10
         a.users, a.hog_users, a.paired_users, a.paired_rounds = {"fast": [10, 40]}, {"fast": [40]}, {"fast": [40]}, 2
-        a.top_users = {"fast": [40]}
+        a.top_users = {"fast": [40], "wide": [40]}
         a.idle_workers, a.idle_window, a.idle_python = [1], 3, 0
         a.fleet_workers, a.fleet_python_workers, a.fleet_users, a.fleet_window = [2], [1], 4, 3
     if a.resummarize:

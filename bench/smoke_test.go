@@ -119,11 +119,13 @@ func TestSmoke(t *testing.T) {
 	if _, ok := res.Hog["fast"]["py-fast"]; ok {
 		t.Errorf("py-fast ran a CPU-hog step")
 	}
-	// The top steps (the floor and difyload on bench/leanmock): streams served and joined
-	// with leanmock's records.
-	for _, g := range []string{"floor", "difyload"} {
-		if h := res.Top["fast"][g]; len(h) == 0 || h[0].Streams == 0 || h[0].Matched == 0 {
-			t.Errorf("%s: no top step on leanmock, or one with no stream matched: %+v", g, h)
+	// The top steps (the floor and difyload on bench/leanmock, with difymock's chunks and
+	// with leanmock's padded ones): streams served and joined with leanmock's records.
+	for _, shape := range []string{"fast", "wide"} {
+		for _, g := range []string{"floor", "difyload"} {
+			if h := res.Top[shape][g]; len(h) == 0 || h[0].Streams == 0 || h[0].Matched == 0 {
+				t.Errorf("%s/%s: no top step on leanmock, or one with no stream matched: %+v", shape, g, h)
+			}
 		}
 	}
 	if len(res.Idle) == 0 || res.Idle[0].Alive != res.Idle[0].Workers {

@@ -88,6 +88,43 @@ func TestSameStreamAsDifymock(t *testing.T) {
 	}
 }
 
+// TestPad: -pad lengthens each filler chunk by exactly that many bytes, the first two chunks
+// ("You said: ", the query) stay, and the full answer in the closing events is the chunks'
+// text: every line is still one JSON event.
+func TestPad(t *testing.T) {
+	const tokens, pad = 6, 100
+	lean := startLean(t, config{ttft: time.Millisecond, delay: 0, tokens: tokens, pad: pad})
+	type event struct {
+		Event  string `json:"event"`
+		Answer string `json:"answer"`
+		Data   struct {
+			Outputs struct {
+				Answer *string `json:"answer"`
+			} `json:"outputs"`
+		} `json:"data"`
+	}
+	var chunks []string
+	var full []string
+	for _, l := range fetch(t, lean, "")[1:] {
+		var e event
+		require.NoError(t, json.Unmarshal([]byte(strings.TrimPrefix(l, "data: ")), &e), l)
+		if e.Event == "message" {
+			chunks = append(chunks, e.Answer)
+		}
+		if e.Data.Outputs.Answer != nil {
+			full = append(full, *e.Data.Outputs.Answer)
+		}
+	}
+	require.Len(t, chunks, tokens)
+	assert.Equal(t, []string{"You said: ", "hello"}, chunks[:2])
+	for i, filler := range []string{" token", " from", " the", " difymock"} { // difymock's, from chunk 2
+		c := chunks[2+i]
+		assert.True(t, strings.HasPrefix(c, filler), "chunk %d: %q", 2+i, c)
+		assert.Len(t, c, len(filler)+pad, "chunk %d", 2+i)
+	}
+	assert.Equal(t, []string{strings.Join(chunks, ""), strings.Join(chunks, "")}, full) // node_finished, workflow_finished
+}
+
 // TestConversationEchoed: a follow-up turn's conversation_id comes back in every event.
 func TestConversationEchoed(t *testing.T) {
 	lean := startLean(t, config{ttft: time.Millisecond, delay: 0, tokens: 3})

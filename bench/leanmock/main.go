@@ -51,6 +51,7 @@ type config struct {
 	ttft   time.Duration
 	delay  time.Duration
 	tokens int
+	pad    int
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) error {
@@ -61,11 +62,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&c.ttft, "ttft", 200*time.Millisecond, "first answer token after the request")
 	fs.DurationVar(&c.delay, "token-delay", 5*time.Millisecond, "gap between answer tokens")
 	fs.IntVar(&c.tokens, "tokens", 20, "answer tokens per stream (at least 2)")
+	fs.IntVar(&c.pad, "pad", 0, "bytes of text added to each answer chunk after the query's (0: difymock's chunks)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if c.tokens < 2 || c.ttft < 0 || c.delay < 0 {
-		return errors.New("-tokens must be at least 2 and the durations not negative")
+	if c.tokens < 2 || c.ttft < 0 || c.delay < 0 || c.pad < 0 || c.pad > 1<<20 {
+		return errors.New("-tokens must be at least 2, the durations not negative and -pad from 0 to 1048576")
 	}
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", c.addr)
 	if err != nil {
@@ -77,7 +79,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 // serve accepts connections on ln until ctx ends or Accept fails, then closes the listener
 // and every open connection and waits for their goroutines.
 func serve(ctx context.Context, ln net.Listener, c config) error {
-	s := &server{cfg: c, truth: newTruth(), t: newTemplates(c.tokens), ids: newIDs(), conns: map[net.Conn]struct{}{}}
+	s := &server{cfg: c, truth: newTruth(), t: newTemplates(c.tokens, c.pad), ids: newIDs(), conns: map[net.Conn]struct{}{}}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	shutdown := func() {

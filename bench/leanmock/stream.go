@@ -68,8 +68,17 @@ func (t *templates) chunk(i int) []piece {
 	return t.chunks[2+(i-1)%(len(t.chunks)-2)]
 }
 
-func newTemplates(tokens int) *templates {
+// newTemplates compiles the stream of tokens answer chunks; pad > 0 lengthens each filler
+// chunk's text by pad bytes (a word repeated), so a chunk costs its reader's JSON check more
+// than its pre-rendered write costs the server.
+func newTemplates(tokens, pad int) *templates {
 	fillers := []string{" answer", " token", " from", " the", " difymock", " server", "."}
+	if pad > 0 {
+		more := strings.Repeat(" lorem", pad/6+1)[:pad]
+		for i := range fillers {
+			fillers[i] += more
+		}
+	}
 	answer := "You said: hello"
 	for i := 2; i < tokens; i++ {
 		answer += fillers[(i-1)%len(fillers)]
