@@ -26,7 +26,15 @@ one's first-token times stay when it is busy.
 Top steps (--top-users): the floor's and difyload's steps on bench/leanmock instead of
 difymock, at loads difymock cannot serve: leanmock writes difymock's simple-chatflow stream
 (the same events and writes; TestSameStreamAsDifymock) with ~5 % of its CPU in user space, so
-the generator gets further up its core before the server's core is full.
+the generator gets further up its core before the server's core is full; on the wide shape
+(leanmock -pad: 2 KiB more text per answer chunk, which costs the generator's JSON check more
+than the server's pre-rendered write) the generator's core fills first.
+
+schedwake (--schedwake, --schedwake-busy): bench/schedwake, a C thread asleep in read while
+another thread of its process is busy and a CPU hog shares the core, in the hog's scheduling
+group and in one of its own: how late it wakes when data arrives every 5 ms, i.e. whether a
+watcher thread outside Go's scheduler could see a first token before the next one merges
+into it while the worker is off the CPU.
 
 Memory: RSS of the generator with N concurrent open streams ("hold" shape: first token after
 1 s, then one token every 2 s, so streams stay open and the mock stays light).
@@ -138,14 +146,39 @@ def wait_until(what, cond, limit):
     raise RuntimeError(f"timed out after {limit}s waiting for {what}")
 
 
-class Proc:
-    """A process this script started (own process group); stopped by its PID only."""
+def read_first(path):
+    """The first line of a file, "" if it cannot be read."""
+    try:
+        with open(path) as f:
+            return f.readline().strip()
+    except OSError:
+        return ""
 
-    def __init__(self, name, argv, cwd, logdir, env=None):
+
+def cpu_cgroup():
+    """This process's cgroup that schedules its CPU: the v2 one ("0::/…"), or v1's cpu line."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = [ln.strip() for ln in f]
+    except OSError:
+        return ""
+    for ln in lines:
+        parts = ln.split(":", 2)
+        if len(parts) == 3 and (parts[0] == "0" or "cpu" in parts[1].split(",")):
+            return ln
+    return lines[0] if lines else ""
+
+
+class Proc:
+    """A process this script started (own process group; own session, and so its own autogroup,
+    unless own_session is false); stopped by its PID only."""
+
+    def __init__(self, name, argv, cwd, logdir, env=None, own_session=True):
         self.name = name
         self.logf = open(os.path.join(logdir, f"{name}.log"), "ab")
         self.p = subprocess.Popen(argv, cwd=cwd, stdout=self.logf, stderr=subprocess.STDOUT,
-                                  env={**os.environ, **(env or {})}, start_new_session=True)
+                                  env={**os.environ, **(env or {})}, start_new_session=own_session,
+                                  process_group=None if own_session else 0)
         self.pid = self.p.pid
 
     def alive(self):
@@ -180,8 +213,8 @@ class Bench:
         self.http, self.wait_until, self.rss_bytes = http, wait_until, rss_bytes  # for fleet.py
 
     # ---- processes -------------------------------------------------------------------
-    def start(self, name, argv, cpu, env=None):
-        p = Proc(name, ["taskset", "-c", str(cpu)] + argv, self.work, self.work, env)
+    def start(self, name, argv, cpu, env=None, own_session=True):
+        p = Proc(name, ["taskset", "-c", str(cpu)] + argv, self.work, self.work, env, own_session)
         self.procs.append(p)
         return p
 
@@ -325,6 +358,28 @@ class Bench:
             "mock_late_ms": pct(late), "mock_in_flight": tr.get("in_flight"),
             "_mock_first_token": {r["message_id"]: r["first_token"] for r in ok if r.get("first_token")},
         }
+
+    def schedwake(self, busy_list, samples):
+        """bench/schedwake: how late a sleeping thread wakes when data reaches it while its
+        process's other thread is busy BUSY % of the time and a CPU hog shares the core, with
+        the hog in a scheduling group of its own (its own session: autogroup) and in the same
+        group. It tells whether a watcher thread outside Go's scheduler could see a first
+        token before the next one merges into it, when the worker is off the CPU."""
+        a = self.a
+        rows = []
+        for group in ("own", "same"):
+            own = group == "own"
+            hog = self.start(f"schedwake-hog-{group}", [a.schedwake, "hog"], a.gen_cpu, own_session=own)
+            try:
+                for busy in busy_list:
+                    cmd = ["taskset", "-c", str(a.gen_cpu), a.schedwake, "-c", str(a.mock_cpu), "-n", str(samples), str(busy)]
+                    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=samples * 0.01 + 30,
+                                         start_new_session=own, process_group=None if own else 0)
+                    rows.append({**json.loads(out.stdout), "hog_group": group})
+                    log(f"schedwake busy={busy}% hog in {group} group: wake-up delay p99 {rows[-1]['p99_ms']:.2f} ms")
+            finally:
+                self.stop(hog)
+        return rows
 
     def sweep(self, gen, shape, users_list, hog=False, lean=False):
         """Steps of gen at users_list; with hog, a busy loop shares the generator's core all
@@ -622,6 +677,18 @@ def ratios(res, a):
                          f"| {fmt(d['err_ms']['p50'])} / {fmt(d['err_ms']['p99'])} / {fmt(d['err_ms']['max'])} "
                          f"| {f['mock_cpu_frac']:.0%} / {d['mock_cpu_frac']:.0%} "
                          f"| {fmt(f['mock_late_ms']['p99'], 1)} / {fmt(d['mock_late_ms']['p99'], 1)} |")
+    sw = res.get("schedwake") or {}
+    if sw.get("steps"):
+        lines.append("\nbench/schedwake, with a CPU hog on its core: how late a sleeping thread wakes when data reaches it "
+                     "(every 5 ms from the other core), while its process's other thread is busy; the hog in a scheduling "
+                     f"group of its own (another session) or in the same one (autogroup {sw.get('autogroup') or '?'}, "
+                     f"cgroup `{sw.get('cgroup') or '?'}`). Later than the token gap, a first token merges with the next "
+                     "before any thread of the worker could see it:\n")
+        lines.append("| hog's group | busy thread | wake-up delay p50 / p90 / p99 / max ms | samples |")
+        lines.append("|---|---:|---:|---:|")
+        for r in sw["steps"]:
+            lines.append(f"| {r['hog_group']} | {r['busy']}% | {r['p50_ms']:.2f} / {r['p90_ms']:.2f} / {r['p99_ms']:.2f} "
+                         f"/ {r['max_ms']:.2f} | {r['samples']} |")
     rss = res.get("rss") or {}
     if rss.get("floor") and rss.get("difyload"):
         f, d = rss["floor"][-1], rss["difyload"][-1]
@@ -810,6 +877,10 @@ def main():
     ap.add_argument("--difyload", required=True)
     ap.add_argument("--floor", required=True)
     ap.add_argument("--leanmock", required=True, help="bench/leanmock binary (the light server of the top steps)")
+    ap.add_argument("--schedwake", default="", help="bench/schedwake binary (run.sh builds it with cc; empty: no schedwake steps)")
+    ap.add_argument("--schedwake-busy", default="50,80",
+                    help="schedwake steps: percent of the core its busy thread takes, with a hog beside it")
+    ap.add_argument("--schedwake-samples", type=int, default=3000, help="wake-ups per schedwake step (5 ms apart)")
     ap.add_argument("--locust-latest", default=os.environ.get("DIFYLOAD_LOCUST_LATEST")
                     or os.path.join(ROOT, "scripts", "locust-latest.sh"),
                     help="Locust 2.46 launcher for the master and Python workers [env DIFYLOAD_LOCUST_LATEST]")
@@ -856,6 +927,7 @@ def main():
     if bad := [sh for sh in a.top_users if sh not in SHAPES]:
         ap.error(f"--top-users: unknown shape {bad[0]}")
     a.rss_counts = [int(x) for x in a.rss_counts.split(",") if x]
+    a.schedwake_busy = [int(x) for x in a.schedwake_busy.split(",") if x]
     ints = lambda v: [int(x) for x in v.split(",") if x]  # noqa: E731
     a.idle_workers, a.fleet_workers, a.fleet_python_workers = ints(a.idle_workers), ints(a.fleet_workers), ints(a.fleet_python_workers)
     if a.smoke:
@@ -863,6 +935,7 @@ def main():
         a.rss_counts, a.rss_wait = [50], 10
         a.users, a.hog_users, a.paired_users, a.paired_rounds = {"fast": [10, 40]}, {"fast": [40]}, {"fast": [40]}, 2
         a.top_users = {"fast": [40], "wide": [40]}
+        a.schedwake_busy, a.schedwake_samples = [80], 200
         a.idle_workers, a.idle_window, a.idle_python = [1], 3, 0
         a.fleet_workers, a.fleet_python_workers, a.fleet_users, a.fleet_window = [2], [1], 4, 3
     if a.resummarize:
@@ -898,6 +971,11 @@ def main():
                 if gen in ("floor", "difyload"):
                     log(f"=== sweep {gen} / {shape} on leanmock (top steps)")
                     res["top"].setdefault(shape, {})[gen] = b.sweep(gen, shape, users, lean=True)
+        if a.schedwake and a.schedwake_busy:
+            log("=== schedwake: a sleeping thread's wake-up delay beside a busy thread and a CPU hog")
+            res["schedwake"] = {"autogroup": read_first("/proc/sys/kernel/sched_autogroup_enabled"),
+                                "cgroup": cpu_cgroup(),
+                                "steps": b.schedwake(a.schedwake_busy, a.schedwake_samples)}
         if a.rss_counts:
             for gen in a.generators:
                 log(f"=== rss {gen}")
