@@ -71,6 +71,13 @@ func TestSmoke(t *testing.T) {
 			Streams int64 `json:"streams"`
 			Matched int64 `json:"matched"`
 		} `json:"top"`
+		Schedwake struct {
+			Steps []struct {
+				HogGroup string `json:"hog_group"`
+				Busy     int    `json:"busy"`
+				Samples  int    `json:"samples"`
+			} `json:"steps"`
+		} `json:"schedwake"`
 		RSS map[string][]struct {
 			OpenStreams int64 `json:"open_streams"`
 			RSSBytes    int64 `json:"rss_bytes"`
@@ -127,6 +134,12 @@ func TestSmoke(t *testing.T) {
 				t.Errorf("%s/%s: no top step on leanmock, or one with no stream matched: %+v", shape, g, h)
 			}
 		}
+	}
+	// schedwake: one step with the hog in its own scheduling group, one in the same, each
+	// with every wake-up it asked for.
+	if sw := res.Schedwake.Steps; len(sw) != 2 || sw[0].HogGroup != "own" || sw[1].HogGroup != "same" ||
+		sw[0].Samples != 200 || sw[1].Samples != 200 {
+		t.Errorf("schedwake steps: %+v", sw)
 	}
 	if len(res.Idle) == 0 || res.Idle[0].Alive != res.Idle[0].Workers {
 		t.Errorf("idle step missing or a worker died: %+v", res.Idle)
