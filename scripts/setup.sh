@@ -2,6 +2,7 @@
 # setup.sh: install what difyload's build and tests need on Debian. Idempotent: when
 # everything is there it only checks, in well under a second.
 #   - libczmq-dev + pkg-config: the ZeroMQ transport (go build -tags goczmq)
+#   - gcc: cgo's compiler, and bench/run.sh's for bench/schedwake
 #   - python3-locust: Locust 2.12.1 on Debian bookworm, the older master the tests run
 #   - chromium: headless browser for the HTML report tests (e2e/capacity_test.go)
 #   - debootstrap + scripts/locust-latest.sh: the newest Debian Locust (2.46.x) in a cached
@@ -12,7 +13,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 need=()
-for p in libczmq-dev pkg-config python3-locust debootstrap chromium; do
+for p in gcc libczmq-dev pkg-config python3-locust debootstrap chromium; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
