@@ -154,7 +154,10 @@
 // of its connection read's stamp and the watch's sighting of its last byte. A worker whose
 // reads all come on time never sweeps: no token can merge into a read that came before the
 // next one arrived. Limits: the watch needs other reads while this one is late, which a
-// loaded worker has (a lone stream waiting for the CPU is alone only when the CPU is idle);
+// loaded worker has (a lone stream waiting for the CPU is alone only when the CPU is idle),
+// and no thread of the process runs while the scheduler gives the core to another process's
+// group: a first token that waits unseen past the next one takes that one's stamp
+// (bench/README.md, "A worker kept off the CPU");
 // TLS hides the socket offsets of the plaintext, so TLS connections are never watched and
 // a first token that queued up with later records takes their stamp; net/http's transport
 // (TransportConfig.NetHTTP) cannot say what it buffers, so its requests leave the watch at
