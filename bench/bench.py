@@ -373,9 +373,16 @@ class Bench:
             try:
                 for busy in busy_list:
                     cmd = ["taskset", "-c", str(a.gen_cpu), a.schedwake, "-c", str(a.mock_cpu), "-n", str(samples), str(busy)]
-                    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=samples * 0.01 + 30,
-                                         start_new_session=own, process_group=None if own else 0)
-                    rows.append({**json.loads(out.stdout), "hog_group": group})
+                    try:
+                        out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=samples * 0.01 + 30,
+                                             start_new_session=own, process_group=None if own else 0)
+                        rows.append({**json.loads(out.stdout), "hog_group": group})
+                    except (subprocess.SubprocessError, ValueError) as e:
+                        # recorded as not measured; the run goes on (like a failed fleet step)
+                        err = e.stderr if isinstance(getattr(e, "stderr", None), str) and e.stderr else str(e)
+                        rows.append({"busy": busy, "hog_group": group, "failed": err.strip()[-300:]})
+                        log(f"schedwake busy={busy}% hog in {group} group: not measured: {rows[-1]['failed']}")
+                        continue
                     log(f"schedwake busy={busy}% hog in {group} group: wake-up delay p99 {rows[-1]['p99_ms']:.2f} ms")
             finally:
                 self.stop(hog)
@@ -687,6 +694,9 @@ def ratios(res, a):
         lines.append("| hog's group | busy thread | wake-up delay p50 / p90 / p99 / max ms | samples |")
         lines.append("|---|---:|---:|---:|")
         for r in sw["steps"]:
+            if r.get("failed"):
+                lines.append(f"| {r['hog_group']} | {r['busy']}% | not measured: {r['failed']} | |")
+                continue
             lines.append(f"| {r['hog_group']} | {r['busy']}% | {r['p50_ms']:.2f} / {r['p90_ms']:.2f} / {r['p99_ms']:.2f} "
                          f"/ {r['max_ms']:.2f} | {r['samples']} |")
     rss = res.get("rss") or {}
