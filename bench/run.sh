@@ -2,7 +2,7 @@
 # bench/run.sh: build difyload and the floor client, then run bench/bench.py (see its --help).
 #
 #   bench/run.sh                 # full run (about 35 minutes: sweep, paired, hog, top, schedwake, RSS, idle, master scale), results in bench/results/
-#   bench/run.sh --smoke         # CI smoke: floor + difyload worker, tiny, < 60 s, results in a temp dir
+#   bench/run.sh --smoke         # CI smoke: floor + difyload worker, tiny, ~3.5 min, results in a temp dir
 #   bench/run.sh --generators floor,difyload --shapes fast   # any bench.py option
 #
 # Needs: Go, taskset (util-linux), libczmq-dev, the Locust 2.46 launcher ($DIFYLOAD_LOCUST_LATEST, default scripts/locust-latest.sh)
