@@ -169,6 +169,38 @@ def cpu_cgroup():
     return lines[0] if lines else ""
 
 
+WAKE_PROBE = """
+import json, os, time
+def read():
+    t = time.perf_counter_ns()
+    fd = os.open("/proc/self/statm", os.O_RDONLY)
+    os.read(fd, 512)
+    os.close(fd)
+    return time.perf_counter_ns() - t
+for _ in range(20):
+    read()
+warm = sorted(read() for _ in range(200))[100]
+cold = []
+for _ in range(5):
+    time.sleep(1)
+    cold.append(read())
+print(json.dumps({"warm_us": warm / 1e3, "after_sleep_us": sorted(cold)[2] / 1e3}))
+"""
+
+
+def wake_cost(cpu):
+    """What a wake-up costs on this machine: the median time of an open+read+close of
+    /proc/self/statm, back to back and after 1 s asleep (on cpu). Idle CPU is a few such
+    wake-ups a second (heartbeats), so it scales with the second number, which varies by VM
+    and by day."""
+    try:
+        out = subprocess.run(["taskset", "-c", str(cpu), sys.executable, "-c", WAKE_PROBE], capture_output=True,
+                             text=True, check=True, timeout=60)
+        return json.loads(out.stdout)
+    except (subprocess.SubprocessError, ValueError) as e:
+        return {"failed": str(e)}
+
+
 class Proc:
     """A process this script started (own process group; own session, and so its own autogroup,
     unless own_session is false); stopped by its PID only."""
@@ -618,6 +650,11 @@ def ratios(res, a):
         for r in idle:
             lines.append(f"| {'difyload (Go)' if r['kind'] == 'go' else 'Locust (Python)'} | {r['workers']} "
                          f"| {100 * r['worker_cpu_frac_mean']:.3f} / {100 * r['worker_cpu_frac_max']:.3f} | {r['master_cpu_frac']:.1%} |")
+        wc = res.get("wake_cost") or {}
+        if "warm_us" in wc:
+            lines.append(f"\nWhat a wake-up costs on this machine in this run (open+read+close of /proc/self/statm on the "
+                         f"generator core, median): {wc['warm_us']:.0f} µs back to back, {wc['after_sleep_us']:.0f} µs after "
+                         "1 s asleep. An idle worker is a few wake-ups a second (heartbeats), so its CPU scales with the second.")
     for shape in a.shapes:
         sw = res["sweep"].get(shape, {})
         fl = {x["users"]: x for x in sw.get("floor", [])}
@@ -991,6 +1028,9 @@ def main():
                 log(f"=== rss {gen}")
                 res["rss"][gen] = b.rss(gen, a.rss_counts)
         res["idle"], res["fleet"] = [], []
+        if a.idle_workers:
+            res["wake_cost"] = wake_cost(a.gen_cpu)
+            log(f"wake-up cost on the generator core: {res['wake_cost']}")
         for n in a.idle_workers:
             log(f"=== idle: {n} Go workers")
             res["idle"].append(fleet.idle(b, "go", n, a.idle_window))
