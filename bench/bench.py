@@ -266,8 +266,6 @@ class Bench:
         self.stop(self.mock)
         ttft, delay, tokens = SHAPES[shape]
         port = free_port()
-        if shape in LEAN_PAD and not lean:
-            raise SystemExit(f"bench: shape {shape} needs leanmock (top steps only)")
         cmd = ([self.a.leanmock, "-addr", f"127.0.0.1:{port}", "-ttft", ttft, "-token-delay", delay, "-tokens", str(tokens),
                 "-pad", str(LEAN_PAD.get(shape, 0))]
                if lean else [self.a.difyload, "mock", "--addr", f"127.0.0.1:{port}", "--ttft", ttft,
