@@ -201,6 +201,16 @@ def wake_cost(cpu):
         return {"failed": str(e)}
 
 
+# The CPU hog of the hog and schedwake steps: a pure CPU loop at the generator's priority.
+HOG = [sys.executable, "-c", "while True: pass"]
+
+
+def session(own):
+    """Popen arguments for a child in a session (and so, with autogroup, a scheduling group)
+    of its own, or in this script's session; its own process group either way (killpg)."""
+    return {"start_new_session": own, "process_group": None if own else 0}
+
+
 class Proc:
     """A process this script started (own process group; own session, and so its own autogroup,
     unless own_session is false); stopped by its PID only."""
@@ -209,8 +219,7 @@ class Proc:
         self.name = name
         self.logf = open(os.path.join(logdir, f"{name}.log"), "ab")
         self.p = subprocess.Popen(argv, cwd=cwd, stdout=self.logf, stderr=subprocess.STDOUT,
-                                  env={**os.environ, **(env or {})}, start_new_session=own_session,
-                                  process_group=None if own_session else 0)
+                                  env={**os.environ, **(env or {})}, **session(own_session))
         self.pid = self.p.pid
 
     def alive(self):
@@ -399,13 +408,13 @@ class Bench:
         rows = []
         for group in ("own", "same"):
             own = group == "own"
-            hog = self.start(f"schedwake-hog-{group}", [a.schedwake, "hog"], a.gen_cpu, own_session=own)
+            hog = self.start(f"schedwake-hog-{group}", HOG, a.gen_cpu, own_session=own)
             try:
                 for busy in busy_list:
                     cmd = ["taskset", "-c", str(a.gen_cpu), a.schedwake, "-c", str(a.mock_cpu), "-n", str(samples), str(busy)]
                     try:
                         out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=samples * 0.01 + 30,
-                                             start_new_session=own, process_group=None if own else 0)
+                                             **session(own))
                         rows.append({**json.loads(out.stdout), "hog_group": group})
                     except (subprocess.SubprocessError, ValueError) as e:
                         # recorded as not measured; the run goes on (like a failed fleet step)
@@ -429,7 +438,7 @@ class Bench:
                 os.remove(os.path.join(self.work, f))
         # The hog is a pure CPU loop at the generator's priority, so the scheduler splits the
         # core between them: the generator's goroutines wait for the CPU after their bytes came.
-        hp = self.start(f"hog-{gen}-{shape}", [sys.executable, "-c", "while True: pass"], a.gen_cpu) if hog else None
+        hp = self.start(f"hog-{gen}-{shape}", HOG, a.gen_cpu) if hog else None
         h = self.gen_start(gen, shape, jsonl)
         steps = []
         try:

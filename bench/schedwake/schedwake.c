@@ -2,24 +2,22 @@
 // thread of its process keeps the core busy and, optionally, a CPU hog shares that core.
 // It answers one question for sse's watch: would a thread outside Go's scheduler (a C thread
 // in epoll_wait) see a first token's segment before the next one merges into it, when the
-// worker is off the CPU? bench/README.md, "Limits", has the numbers and the commands.
+// worker is off the CPU? bench/README.md, "A worker kept off the CPU", has the numbers.
 //
-//	schedwake hog                               a busy loop
 //	schedwake [-c CPU] [-n N] [-s SLICE] BUSY   BUSY: percent of each millisecond the main
 //	                                            thread spins (0-100)
 //
 // A child pinned to CPU (-c, default 1) writes its clock every 5 ms (the fast shape's token
 // gap) into a socket, N times (-n, default 3000); the watcher thread blocks in read and
 // records how late it woke; -s asks the watcher's EEVDF slice in µs (0: the default). It
-// prints one JSON line. Whether a hog shares the scheduling group is the caller's choice: with
-// autogroup, each session (setsid) is a group of its own. Linux only.
+// prints one JSON line. The caller runs the hog (bench.py: the hog steps' busy loop), in this
+// scheduling group or another: with autogroup, each session (setsid) is a group of its own. Linux only.
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -88,14 +86,11 @@ static void sender(int fd, int cpu, int samples) {
 }
 
 static int usage(void) {
-	fprintf(stderr, "usage: schedwake hog | schedwake [-c CPU] [-n SAMPLES] [-s SLICE_US] BUSY%%\n");
+	fprintf(stderr, "usage: schedwake [-c CPU] [-n SAMPLES] [-s SLICE_US] BUSY%%\n");
 	return 2;
 }
 
 int main(int argc, char **argv) {
-	if (argc == 2 && strcmp(argv[1], "hog") == 0)
-		for (;;)
-			;
 	static struct watcher w;
 	int cpu = 1, opt;
 	w.samples = 3000;
